@@ -25,6 +25,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     is atomic on POSIX file systems. It may be written as a file or a
     directory. On an exception the temporary path is removed and ``path`` is
     left untouched.
+
+    NOTE: replacing an existing directory takes two renames, so another
+    process may briefly see ``path`` missing; it never sees a partial one.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
