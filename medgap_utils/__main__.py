@@ -24,6 +24,20 @@ def _show_profile(args: argparse.Namespace) -> int:
     return 0
 
 
+def _write_student_copies(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from medgap_utils.book import write_student_copies
+
+    paths = args.notebooks or sorted(p for p in Path("book").glob("*.ipynb") if not p.name.startswith("_"))
+    if not paths:
+        print("No chapter notebooks given and none found in ./book; pass notebook paths.", file=sys.stderr)
+        return 2
+    for path in write_student_copies(paths, args.output):
+        print(path)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser with every subcommand registered."""
     parser = argparse.ArgumentParser(
@@ -37,6 +51,14 @@ def build_parser() -> argparse.ArgumentParser:
     profile.add_argument("--profile", choices=["ci", "cpu", "gpu", "paper"], default=None,
                          help="profile to show (default: $MEDGAP_PROFILE, else the hardware's)")
     profile.set_defaults(handler=_show_profile)
+
+    students = commands.add_parser(
+        "student-copies",
+        help="write copies of the chapters with solution cells removed and outputs cleared",
+    )
+    students.add_argument("notebooks", nargs="*", help="chapter notebooks (default: book/*.ipynb)")
+    students.add_argument("--output", default="student", help="folder for the copies (default: ./student)")
+    students.set_defaults(handler=_write_student_copies)
     return parser
 
 

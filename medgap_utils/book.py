@@ -152,3 +152,49 @@ def check_chapter(notebook: nbformat.NotebookNode, repository_url: str, notebook
     if with_outputs:
         problems.append(f"{notebook_path}: notebooks are stored without outputs (cells {with_outputs})")
     return problems
+
+
+def student_copy(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Return a copy of a chapter for students: solution cells removed, outputs cleared.
+
+    Cells tagged ``solution`` are dropped. ``exercise`` and ``check`` cells
+    stay, so each check fails until the student solves its exercise.
+    """
+    copy = nbformat.reads(nbformat.writes(notebook), as_version=4)
+    copy.cells = [cell for cell in copy.cells if "solution" not in cell.metadata.get("tags", [])]
+    for cell in copy.cells:
+        if cell.cell_type == "code":
+            cell.outputs = []
+            cell.execution_count = None
+    return copy
+
+
+def write_student_copies(notebook_paths: list[str | Path], output_dir: str | Path) -> list[Path]:
+    """Write a student copy of each chapter into ``output_dir`` and return their paths.
+
+    Raises:
+        FileNotFoundError: if a notebook does not exist.
+        ValueError: if a chapter has a ``solution`` cell that is not directly
+            preceded by an ``exercise`` cell, or an exercise without a ``check`` cell.
+    """
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path in map(Path, notebook_paths):
+        if not path.is_file():
+            raise FileNotFoundError(f"Chapter notebook not found: {path}")
+        notebook = nbformat.read(path, as_version=4)
+        _check_exercises(notebook, path)
+        target = output_dir / path.name
+        nbformat.write(student_copy(notebook), target)
+        written.append(target)
+    return written
+
+
+def _check_exercises(notebook: nbformat.NotebookNode, path: Path) -> None:
+    tags = [set(cell.metadata.get("tags", [])) for cell in notebook.cells]
+    for index, cell_tags in enumerate(tags):
+        if "solution" in cell_tags and (index == 0 or "exercise" not in tags[index - 1]):
+            raise ValueError(f"{path}: solution cell {index} must directly follow its exercise cell")
+        if "exercise" in cell_tags and not any("check" in later for later in tags[index + 1:index + 3]):
+            raise ValueError(f"{path}: exercise cell {index} needs a check cell within the next two cells")
