@@ -208,8 +208,12 @@ def _build_scratch(config: ModelConfig, image_size: int, temperature: float, lea
             f"Invalid data.image_size={image_size} for model.preset={config.preset!r}: it must be a "
             f"multiple of the patch size {patch_size} (e.g. {patch_size * max(1, round(image_size / patch_size))})."
         )
-    clip = open_clip.create_model(name, pretrained=None, force_image_size=image_size)
-    feature_dim = open_clip.get_model_config(name)["embed_dim"]
+    # Built from the registered config rather than through create_model, which
+    # logs a warning about missing pretrained weights for every from-scratch model.
+    model_config = open_clip.get_model_config(name)
+    vision_cfg = {**model_config["vision_cfg"], "image_size": image_size}
+    feature_dim = model_config["embed_dim"]
+    clip = open_clip.CustomTextCLIP(feature_dim, vision_cfg=vision_cfg, text_cfg=model_config["text_cfg"])
     return DualEncoder(
         clip.visual, clip.text,
         image_feature_dim=feature_dim, text_feature_dim=feature_dim, config=config,
