@@ -387,17 +387,20 @@ def fit(
     path = Path(run_dir) if run_dir is not None else default_run_dir(config)
     checkpoint = path / "checkpoint"
 
-    run = _Run(config, context, corpus, features, progress)
+    saved = None
     if resume and (checkpoint / "meta.json").is_file():
         meta = read_meta(checkpoint)
-        if meta.get("config_key") == config_key(config):
-            state, meta = load_checkpoint(checkpoint, map_location=context.device)
-            run.restore(state, meta)
-            logger.info("resuming %s at epoch %d of %d", checkpoint, run.epoch, config.train.epochs)
-            if meta.get("complete"):
-                return _result(run, checkpoint)
-        else:
+        if meta.get("config_key") != config_key(config):
             logger.warning("ignoring checkpoint %s: it belongs to another config", checkpoint)
+        elif meta.get("complete"):
+            return _load_complete(config, checkpoint, corpus, progress)
+        else:
+            saved = load_checkpoint(checkpoint, map_location=context.device)
+
+    run = _Run(config, context, corpus, features, progress)
+    if saved is not None:
+        run.restore(*saved)
+        logger.info("resuming %s at epoch %d of %d", checkpoint, run.epoch, config.train.epochs)
 
     if run.epoch == 0 and not run.history:
         run.record(None, 0.0)
@@ -418,8 +421,17 @@ def fit(
     return _result(run, checkpoint)
 
 
+def _load_complete(config: ExperimentConfig, checkpoint: Path, corpus: Any, progress: bool) -> TrainingResult:
+    """Rebuild the model of a finished run from its checkpoint, without touching the training data."""
+    state, meta = load_checkpoint(checkpoint)
+    model = _build(config, corpus, progress)
+    model.load_state_dict(state["model"], strict=config.train.mode != "heads_only")
+    return TrainingResult(config=config, model=model.eval(), history=list(meta["history"]),
+                          snapshots=_snapshots_to_numpy(state["snapshots"]), checkpoint_path=checkpoint)
+
+
 def load_result(config: ExperimentConfig, run_dir: str | Path | None = None, *, corpus: Any = None) -> TrainingResult:
-    """Load the complete cached run of ``config`` (building the model, loading weights and history).
+    """Load the complete cached run of ``config`` (model weights, history and snapshots).
 
     Raises:
         CheckpointError: no complete, intact checkpoint of this config.
@@ -427,8 +439,9 @@ def load_result(config: ExperimentConfig, run_dir: str | Path | None = None, *, 
     path = (Path(run_dir) if run_dir is not None else default_run_dir(config)) / "checkpoint"
     meta = read_meta(path)
     if not meta.get("complete") or meta.get("config_key") != config_key(config):
-        raise CheckpointError(f"The checkpoint at {path} is not a complete run of this config.")
-    return fit(config, corpus=corpus, run_dir=path.parent, resume=True, progress=False)
+        raise CheckpointError(f"The checkpoint at {path} is not a complete run of this config; "
+                              "train it with medgap_utils.training.load_or_fit.")
+    return _load_complete(config, path, corpus, progress=False)
 
 
 def load_or_fit(config: ExperimentConfig, *, corpus: Any = None, run_dir: str | Path | None = None,
