@@ -32,8 +32,6 @@ from sklearn.metrics import (
 )
 from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.neighbors import KNeighborsClassifier
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from ._validation import check_embeddings, check_labels, check_matrix, check_positive_int
 
@@ -254,9 +252,10 @@ def linear_probe_accuracy(
     """Compute the cross-validated accuracy of a linear classifier of the labels.
 
     The classifier is scikit-learn's L2-regularized multinomial logistic
-    regression (inverse strength ``C``) on features standardized with the
-    training fold's mean and standard deviation. Folds are built as in
-    :func:`knn_accuracy`.
+    regression (inverse strength ``C``, unpenalized intercept) on the raw
+    embeddings. Without per-coordinate standardization the probe, like every
+    other metric here, is unchanged by a rotation of the embedding space.
+    Folds are built as in :func:`knn_accuracy`.
 
     Args:
         image_embeddings: (N, D) L2-normalized image embeddings.
@@ -286,7 +285,7 @@ def linear_probe_accuracy(
 
     features, pair_index = _probe_samples(images, texts, modality)
     return _cross_validated_accuracy(
-        lambda: make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=max_iter)),
+        lambda: LogisticRegression(C=C, max_iter=max_iter),
         features,
         pair_labels[pair_index],
         pair_index,
@@ -341,7 +340,7 @@ def modality_separability(
     modalities = np.repeat([0, 1], rows)
     splits = list(KFold(n_splits=folds, shuffle=True, random_state=seed).split(np.zeros(rows)))
     return _cross_validated_accuracy(
-        lambda: make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=max_iter)),
+        lambda: LogisticRegression(C=C, max_iter=max_iter),
         features,
         modalities,
         pair_index,
