@@ -10,7 +10,7 @@ Usage::
 
 The helper starts Debian's ``chromium`` and drives it over the DevTools
 protocol on a pipe (``--remote-debugging-pipe``), so it needs no Python
-package beyond Pillow and no open port. Through the protocol it collects
+package beyond Pillow and numpy and no open port. Through the protocol it collects
 console messages with their level, uncaught exceptions and failed resource
 loads, counts the plotly figures that drew, and saves a full-page
 screenshot.
@@ -45,6 +45,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 CHROMIUM = "chromium"
 
@@ -336,9 +338,9 @@ def _color_fraction(image: Any, box: tuple[float, float, float, float], scale: f
     if width <= 0 or height <= 0 or top >= image.height or left >= image.width:
         return None
     crop = image.crop((left, top, min(left + width, image.width), min(top + height, image.height)))
-    pixels = crop.convert("RGB").getdata()
-    saturated = sum(1 for red, green, blue in pixels if max(red, green, blue) - min(red, green, blue) > 60)
-    return saturated / max(len(pixels), 1)
+    pixels = np.asarray(crop.convert("RGB"), dtype=np.int16)
+    spread = pixels.max(axis=2) - pixels.min(axis=2)
+    return float((spread > 60).mean())
 
 
 def render_page(
