@@ -26,9 +26,9 @@ context. ``--use-angle=swiftshader --enable-unsafe-swiftshader``
 opts in to the software path explicitly: WebGL 1 contexts are created, plotly
 draws its gl traces, and the console stays clean. Both flags are in
 ``CHROMIUM_FLAGS``. ``PageReport.webgl_available`` records whether the page
-could create a WebGL context at all; where it could not, plotly replaces a gl
-figure by its "WebGL is not supported" notice, which ``FigureReport.webgl_notice``
-reports.
+could create a WebGL context at all. Without one, plotly replaces a gl figure
+by its "WebGL is not supported" notice, and ``FigureReport.webgl_notice`` is
+true for that figure.
 """
 
 from __future__ import annotations
@@ -190,7 +190,7 @@ class PageReport:
 
 
 class BrowserError(RuntimeError):
-    """Chromium failed to start, exited or did not answer in time."""
+    """Chromium failed to start, exited or did not reply in time."""
 
 
 def chromium_path() -> str | None:
@@ -261,7 +261,7 @@ class _DevToolsPipe:
             if remaining <= 0:
                 if allow_timeout:
                     return []
-                raise BrowserError(f"Chromium did not answer in time; its log:\n{self.log_tail()}")
+                raise BrowserError(f"Chromium did not reply in time; its log:\n{self.log_tail()}")
             ready, _, _ = select.select([self._read_fd], [], [], remaining)
             if not ready:
                 continue
@@ -361,9 +361,9 @@ def render_page(
     The page is loaded from disk with no network. After the load event the
     helper waits until every element matching ``selector`` contains a drawn
     plotly figure (or ``timeout_s`` passes), then ``settle_s`` more seconds
-    for WebGL frames and late errors, and saves a full-page PNG screenshot
-    (``width`` CSS pixels wide, at most ``max_screenshot_height`` tall) to
-    ``screenshot_path`` when given. Its parent folders are created.
+    for WebGL frames and late errors. When ``screenshot_path`` is given, it
+    saves a full-page PNG there, ``width`` CSS pixels wide and at most
+    ``max_screenshot_height`` tall. Its parent folders are created.
     ``extra_flags`` go to Chromium after ``CHROMIUM_FLAGS``, for example
     ``("--disable-webgl",)`` to see a page as a browser without WebGL does.
     ``script``, a JavaScript expression, is evaluated once every figure drew

@@ -28,7 +28,7 @@ def check_embeddings(value: Any, name: str, dim: int | None = None) -> np.ndarra
 
     Raises:
         TypeError: if ``value`` is not numeric.
-        ValueError: if it is not 2-D, is empty, holds NaN or infinity, has a
+        ValueError: if it is not 2-D, is empty, contains NaN or infinity, has a
             row whose norm differs from 1 by more than ``NORM_TOLERANCE``, or
             has ``D != dim`` when ``dim`` is given.
     """

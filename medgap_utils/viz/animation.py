@@ -22,7 +22,7 @@ def frame_controls(
 
     ``step_labels`` are the slider's tick labels, one per frame. ``prefix`` labels the slider's current value, e.g. ``"epoch: "``. Frames
     are redrawn on every step (``redraw=True``) because WebGL traces are not
-    updated otherwise. ``updatemenus`` holds the play and pause buttons,
+    updated otherwise. ``updatemenus`` contains the play and pause buttons,
     or nothing when ``play`` is false.
     """
     step_args = {"mode": "immediate", "frame": {"duration": 0, "redraw": True}, "transition": {"duration": 0}}

@@ -54,9 +54,9 @@ def gap_norm(image_embeddings: np.ndarray, text_embeddings: np.ndarray) -> float
 def compact(values: np.ndarray) -> np.ndarray:
     """Return coordinates as float32, rounded to 1e-4 of their range.
 
-    Figures are embedded in the page as JSON, where plotly stores float32
-    arrays as base64 (4 bytes a value); the rounding keeps the text of any
-    value that ends up in a plain list short too.
+    Figures are embedded in the page as JSON, and plotly stores float32
+    arrays there as base64 (4 bytes a value). The rounding keeps values that
+    end up in a plain list (pair lines, centroids) short too.
     """
     values = np.asarray(values, dtype=np.float64)
     span = float(np.ptp(values)) if values.size else 0.0
@@ -407,8 +407,8 @@ def projection_figure(
     mean of each modality's projected points) are joined by the gap vector,
     whose hover gives the gap measured in the original D-dim space. Hovering
     a point shows its pair index, caption (shortened to 80 characters) and
-    labels; with ``hover="auto"`` and more than 2000 pairs it shows only the
-    pair index, to keep the figure small.
+    labels. With ``hover="auto"`` and more than 2000 pairs it shows only the
+    pair index, which keeps the figure small.
 
     Args:
         image_embeddings: (N, D) L2-normalized image embeddings.

@@ -202,7 +202,7 @@ def gap_shift_figure(
                          f"compute the metrics for every drawn shift.")
     curves = []
     for y_title, group in panels.items():
-        # NOTE: a panel of the animated figure holds one curve, so only the
+        # NOTE: a panel of the animated figure draws one curve, so only the
         # first metric of each panel is drawn there.
         metric = group[0]
         summary = summaries[metric]

@@ -89,7 +89,7 @@ def training_curves_figure(history: Sequence[Mapping[str, Any]], title: str = "T
 
     Raises:
         TypeError, ValueError: if ``history`` is not a non-empty list of
-            dicts with an ``epoch``, or holds none of the known keys.
+            dicts with an ``epoch``, or contains none of the known keys.
     """
     rows = check_history(history)
     panels = [panel for panel in CURVE_PANELS if any(_series(rows, key)[0] for key in panel[2])]
