@@ -161,6 +161,24 @@ def test_chunk_size_does_not_change_ranks():
         assert torch.equal(ranks["text_to_image"], reference["text_to_image"]), chunk_size
 
 
+@pytest.mark.parametrize("chunk_size", [1, 2, 5, 16])
+def test_small_tiles_match_brute_force_for_scattered_groups(chunk_size):
+    # Captions shared by distant images put correct pairs in many tiles, so
+    # most tiles are counted only after every best score is known.
+    rng = np.random.default_rng(13)
+    image_ids = rng.integers(0, 14, size=30)
+    captions = rng.integers(0, 6, size=30)
+    images = unit_rows(14, 4, seed=14)[image_ids]
+    texts = unit_rows(6, 4, seed=15)[captions]
+
+    for ties in ("optimistic", "pessimistic"):
+        ranks = metrics.retrieval_ranks(
+            images, texts, image_ids=image_ids, text_groups=captions, ties=ties, chunk_size=chunk_size
+        )
+        expected = brute_force_ranks(images, texts, image_ids=image_ids, text_groups=captions, ties=ties)
+        assert_ranks_equal(ranks, expected)
+
+
 def test_metrics_of_hand_computed_case():
     # Images are one-hot, so score(image q, text t) is coordinate q of the
     # normalized text t. Image 1 scores 0.74 with text 2 and 0.63 with its

@@ -1,24 +1,28 @@
-"""Exact cross-modal retrieval ranks and recall, computed in chunks.
+"""Exact cross-modal retrieval ranks and recall, computed tile by tile.
 
 Similarity is the dot product (cosine for L2-normalized rows). The rank of a
 query is 1 plus the number of wrong gallery items that score higher than its
-best correct item, so ranks are exact without sorting anything: each chunk of
-queries is scored against the whole gallery with one matrix product, the best
-correct score of each query is read from that same product, and one
-comparison pass counts the items above it. Peak extra memory is one
-(chunk x gallery) score block and a boolean block of the same shape, so
-100k x 100k pairs never materialize a full similarity matrix.
+best correct item, so ranks are exact without sorting: the image-text score
+matrix is computed in tiles with one matrix product each, and every tile
+adds, for each of its rows and columns, the count of scores above that
+image's or caption's best correct score. One pass serves both retrieval
+directions. The best correct scores are read from the same tiles before
+anything is counted, so a correct item is never compared with a differently
+rounded copy of its own score. Peak extra memory is one float32 tile and a
+boolean tile of the same shape, so 100k x 100k pairs never materialize a full
+similarity matrix.
 
 Several correct matches per query are supported. ``image_ids`` marks rows
 that show the same image (several captions per image) and ``text_groups``
 marks rows with the same caption text (duplicate captions). Each distinct
-image and each distinct caption is one gallery item and one query, and text
-group g is a correct match for image i when some row pairs them.
+image and each distinct caption is one gallery item and one query, and
+caption g is a correct match for image i when some row pairs them.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -31,11 +35,11 @@ logger = logging.getLogger(__name__)
 
 TIE_RULES = ("optimistic", "pessimistic")
 
-# Score-block sizes (chunk rows x gallery size), in float32 elements, when
-# chunk_size is not given: 2**24 (64 MiB) on the CPU, 2**26 (256 MiB) on a GPU,
-# where larger blocks amortize kernel launches.
-_CPU_BLOCK_ELEMENTS = 2**24
-_GPU_BLOCK_ELEMENTS = 2**26
+# Elements of one score tile when chunk_size is not given: 2**24 float32
+# values (64 MiB, 4096 x 4096) on the CPU and 2**26 (256 MiB, 8192 x 8192) on
+# a GPU, where larger tiles amortize kernel launches.
+_CPU_TILE_ELEMENTS = 2**24
+_GPU_TILE_ELEMENTS = 2**26
 
 # Rows that share an image id (or a text group) are expected to carry the same
 # embedding; a larger difference is logged, because only the first row is used.
@@ -81,6 +85,13 @@ def _warn_if_group_differs(embeddings: torch.Tensor, codes: np.ndarray, first_ro
         )
 
 
+def _first_rows(embeddings: torch.Tensor, first_rows: np.ndarray) -> torch.Tensor:
+    # Without duplicates the rows are used as they are, saving an N x D copy.
+    if len(first_rows) == embeddings.shape[0]:
+        return embeddings
+    return embeddings[torch.from_numpy(first_rows).to(embeddings.device)]
+
+
 def _resolve_device(requested: Any, embeddings: torch.Tensor) -> torch.device:
     if requested is not None:
         return torch.device(requested)
@@ -89,54 +100,114 @@ def _resolve_device(requested: Any, embeddings: torch.Tensor) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def _query_ranks(
-    queries: torch.Tensor,
-    gallery: torch.Tensor,
-    pair_query: torch.Tensor,
-    pair_gallery: torch.Tensor,
+def _tile_shape(image_count: int, text_count: int, chunk_size: int | None, device: torch.device) -> tuple[int, int]:
+    if chunk_size is not None:
+        return min(image_count, chunk_size), min(text_count, chunk_size)
+    budget = _CPU_TILE_ELEMENTS if device.type == "cpu" else _GPU_TILE_ELEMENTS
+    # Square tiles unless one side is short, in which case the other side grows.
+    tile_columns = min(text_count, max(math.isqrt(budget), budget // image_count))
+    tile_rows = min(image_count, budget // tile_columns)
+    return tile_rows, tile_columns
+
+
+def _ranks_both_ways(
+    images: torch.Tensor,
+    texts: torch.Tensor,
+    pair_images: torch.Tensor,
+    pair_texts: torch.Tensor,
     ties: str,
-    chunk_rows: int,
-) -> torch.Tensor:
-    """Return the 1-based rank of the best correct gallery item of every query.
+    tile_shape: tuple[int, int],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return the 1-based ranks of image queries over texts and of text queries over images.
 
-    ``(pair_query[p], pair_gallery[p])`` lists each correct (query, gallery)
-    combination once, sorted by query; every query has at least one.
+    ``(pair_images[p], pair_texts[p])`` lists each correct image-caption
+    combination once; every image and every caption has at least one.
     """
-    query_count, gallery_count = queries.shape[0], gallery.shape[0]
-    device = queries.device
-    ranks = torch.empty(query_count, dtype=torch.int64, device=device)
-    chunk_starts = torch.arange(0, query_count + chunk_rows, chunk_rows, device=device).clamp_(max=query_count)
-    pair_bounds = torch.searchsorted(pair_query, chunk_starts).tolist()
-    block_shape = (min(chunk_rows, query_count), gallery_count)
-    score_block = torch.empty(block_shape, dtype=queries.dtype, device=device)
-    above_block = torch.empty(block_shape, dtype=torch.bool, device=device)
+    device = images.device
+    image_count, text_count = images.shape[0], texts.shape[0]
+    tile_rows, tile_columns = tile_shape
+    row_strips = -(-image_count // tile_rows)
+    column_strips = -(-text_count // tile_columns)
 
-    for chunk, start in enumerate(range(0, query_count, chunk_rows)):
-        stop = min(start + chunk_rows, query_count)
-        scores = torch.mm(queries[start:stop], gallery.T, out=score_block[: stop - start])
+    # Pairs sorted by the tile that holds their score.
+    pair_tile = (pair_images // tile_rows) * column_strips + pair_texts // tile_columns
+    order = torch.argsort(pair_tile)
+    pair_tile, pair_images, pair_texts = pair_tile[order], pair_images[order], pair_texts[order]
+    tiles_with_pairs, pairs_per_tile = torch.unique_consecutive(pair_tile, return_counts=True)
+    tiles_with_pairs = tiles_with_pairs.tolist()
+    pair_ends = pairs_per_tile.cumsum(dim=0).tolist()
+    pair_slices = {
+        tile: slice(end - count, end) for tile, count, end in zip(tiles_with_pairs, pairs_per_tile.tolist(), pair_ends)
+    }
 
-        # The best correct score comes from the same score block that is
-        # counted below, so a correct item is never compared with a
-        # differently rounded copy of its own score.
-        low, high = pair_bounds[chunk], pair_bounds[chunk + 1]
-        local_query = pair_query[low:high] - start
-        pair_scores = scores[local_query, pair_gallery[low:high]]
-        best = torch.full((stop - start,), -torch.inf, device=device)
-        best.scatter_reduce_(0, local_query, pair_scores, reduce="amax")
+    best_image = torch.full((image_count,), -math.inf, device=device)
+    best_text = torch.full((text_count,), -math.inf, device=device)
+    above_image = torch.zeros(image_count, dtype=torch.int64, device=device)
+    above_text = torch.zeros(text_count, dtype=torch.int64, device=device)
+    score_storage = torch.empty(tile_rows * tile_columns, dtype=images.dtype, device=device)
+    flag_storage = torch.empty(tile_rows * tile_columns, dtype=torch.bool, device=device)
+    # A correct item never scores above the best correct one, so the strict
+    # comparison counts wrong items only; ">=" also counts tied correct
+    # items, which count_tile subtracts again.
+    compare = torch.gt if ties == "optimistic" else torch.ge
 
-        # Correct items never score above the best correct one, so only wrong
-        # items are counted by the strict comparison.
-        block = above_block[: stop - start]
-        if ties == "optimistic":
-            torch.gt(scores, best[:, None], out=block)
-            ranks[start:stop] = block.sum(dim=1) + 1
-        else:
-            torch.ge(scores, best[:, None], out=block)
-            tied_correct = torch.zeros(stop - start, dtype=torch.int64, device=device)
-            tied_correct.scatter_add_(0, local_query, (pair_scores == best[local_query]).long())
-            ranks[start:stop] = block.sum(dim=1) - tied_correct + 1
+    def tile_scores(tile: int) -> tuple[torch.Tensor, int, int]:
+        row_strip, column_strip = divmod(tile, column_strips)
+        row_start, column_start = row_strip * tile_rows, column_strip * tile_columns
+        row_stop = min(row_start + tile_rows, image_count)
+        column_stop = min(column_start + tile_columns, text_count)
+        shape = (row_stop - row_start, column_stop - column_start)
+        scores = score_storage[: shape[0] * shape[1]].view(shape)
+        torch.mm(images[row_start:row_stop], texts[column_start:column_stop].T, out=scores)
+        return scores, row_start, column_start
 
-    return ranks.cpu()
+    def pair_scores(tile: int, scores: torch.Tensor, row_start: int, column_start: int) -> torch.Tensor:
+        pairs = pair_slices[tile]
+        return scores[pair_images[pairs] - row_start, pair_texts[pairs] - column_start]
+
+    def count_tile(tile: int, scores: torch.Tensor, row_start: int, column_start: int) -> None:
+        rows, columns = scores.shape
+        flags = flag_storage[: rows * columns].view(rows, columns)
+        compare(scores, best_image[row_start : row_start + rows, None], out=flags)
+        above_image[row_start : row_start + rows] += flags.sum(dim=1)
+        compare(scores, best_text[None, column_start : column_start + columns], out=flags)
+        above_text[column_start : column_start + columns] += flags.sum(dim=0)
+
+        if ties == "pessimistic" and tile in pair_slices:
+            pairs = pair_slices[tile]
+            values = pair_scores(tile, scores, row_start, column_start)
+            above_image.scatter_add_(0, pair_images[pairs], -(values == best_image[pair_images[pairs]]).long())
+            above_text.scatter_add_(0, pair_texts[pairs], -(values == best_text[pair_texts[pairs]]).long())
+
+    # First pass: the tiles that hold pairs fix every best correct score. A
+    # tile is counted at once when no later tile can change the best scores
+    # of its rows and columns, which covers every tile of unique, row-ordered
+    # pairs; the others are computed again below. Recomputing a tile with the
+    # same operands and shape reproduces its scores bit for bit.
+    pending_in_row = torch.bincount(torch.tensor(tiles_with_pairs) // column_strips, minlength=row_strips).tolist()
+    pending_in_column = torch.bincount(
+        torch.tensor(tiles_with_pairs) % column_strips, minlength=column_strips
+    ).tolist()
+    counted = set()
+    for tile in tiles_with_pairs:
+        scores, row_start, column_start = tile_scores(tile)
+        values = pair_scores(tile, scores, row_start, column_start)
+        pairs = pair_slices[tile]
+        best_image.scatter_reduce_(0, pair_images[pairs], values, reduce="amax")
+        best_text.scatter_reduce_(0, pair_texts[pairs], values, reduce="amax")
+
+        row_strip, column_strip = divmod(tile, column_strips)
+        pending_in_row[row_strip] -= 1
+        pending_in_column[column_strip] -= 1
+        if pending_in_row[row_strip] == 0 and pending_in_column[column_strip] == 0:
+            count_tile(tile, scores, row_start, column_start)
+            counted.add(tile)
+
+    for tile in range(row_strips * column_strips):
+        if tile not in counted:
+            count_tile(tile, *tile_scores(tile))
+
+    return above_image.cpu() + 1, above_text.cpu() + 1
 
 
 def retrieval_ranks(
@@ -169,8 +240,9 @@ def retrieval_ranks(
             item. The two differ only on exact float32 ties, such as
             identical embeddings for different items or a collapsed encoder,
             where ``"optimistic"`` can report perfect recall.
-        chunk_size: queries scored per matrix product; by default sized so
-            that one score block holds 2**24 (CPU) or 2**26 (GPU) float32 values.
+        chunk_size: the largest side of a score tile (rows and columns per
+            matrix product); by default tiles hold 2**24 (CPU) or 2**26 (GPU)
+            float32 values.
         device: where to compute; by default the device of CUDA or other
             non-CPU input tensors, else ``"cuda"`` when available, else the CPU.
         normalize: L2-normalize the rows first instead of raising.
@@ -203,27 +275,18 @@ def retrieval_ranks(
     pair_images, pair_texts = pair_keys // text_count, pair_keys % text_count
 
     target = _resolve_device(device, images)
-    unique_images = images[torch.from_numpy(image_first_rows).to(images.device)].to(target)
-    unique_texts = texts[torch.from_numpy(text_first_rows).to(texts.device)].to(target)
-    block_elements = _CPU_BLOCK_ELEMENTS if target.type == "cpu" else _GPU_BLOCK_ELEMENTS
-
-    ranks = {}
-    for direction, queries, gallery, query_codes, gallery_codes in (
-        ("image_to_text", unique_images, unique_texts, pair_images, pair_texts),
-        ("text_to_image", unique_texts, unique_images, pair_texts, pair_images),
-    ):
-        order = np.argsort(query_codes, kind="stable")
-        chunk_rows = chunk_size if chunk_size is not None else max(1, block_elements // gallery.shape[0])
-        with torch.no_grad():
-            ranks[direction] = _query_ranks(
-                queries,
-                gallery,
-                torch.from_numpy(query_codes[order]).to(target),
-                torch.from_numpy(gallery_codes[order]).to(target),
-                ties,
-                chunk_rows,
-            )
-    return ranks
+    unique_images = _first_rows(images, image_first_rows).to(target)
+    unique_texts = _first_rows(texts, text_first_rows).to(target)
+    with torch.no_grad():
+        image_ranks, text_ranks = _ranks_both_ways(
+            unique_images,
+            unique_texts,
+            torch.from_numpy(pair_images).to(target),
+            torch.from_numpy(pair_texts).to(target),
+            ties,
+            _tile_shape(len(image_first_rows), len(text_first_rows), chunk_size, target),
+        )
+    return {"image_to_text": image_ranks, "text_to_image": text_ranks}
 
 
 def _check_ks(ks: Iterable[int]) -> tuple[int, ...]:
