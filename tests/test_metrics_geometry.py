@@ -81,7 +81,7 @@ def test_intra_modality_cosine_matches_off_diagonal_mean():
     assert metrics.intra_modality_cosine(images) == pytest.approx(expected, abs=1e-6)
 
 
-def test_intra_modality_cosine_of_antipodal_pair_is_minus_one():
+def test_cone_cosine_of_antipodal_pair():
     assert metrics.intra_modality_cosine(np.array([[0.0, 1.0], [0.0, -1.0]])) == pytest.approx(-1.0)
 
 
@@ -155,7 +155,7 @@ def test_w2_uniformity_of_axis_cross_is_zero():
     assert metrics.w2_uniformity(np.eye(dimension), -np.eye(dimension)) == pytest.approx(0.0, abs=1e-6)
 
 
-def test_w2_uniformity_of_one_point_is_minus_root_two():
+def test_w2_uniformity_of_single_point():
     embeddings = np.tile([[0.0, 0.6, 0.8]], (4, 1))
 
     assert metrics.w2_uniformity(embeddings, embeddings) == pytest.approx(-math.sqrt(2), abs=1e-6)

@@ -67,7 +67,7 @@ def test_ranks_match_brute_force_for_unique_pairs():
     assert_ranks_equal(ranks, brute_force_ranks(images, texts))
 
 
-def test_ranks_match_brute_force_with_several_captions_per_image():
+def test_ranks_with_several_captions_per_image():
     rng = np.random.default_rng(3)
     image_ids = rng.integers(0, 12, size=40)
     distinct_images = unit_rows(12, 6, seed=4)
@@ -243,7 +243,7 @@ def test_result_keys_follow_ks():
     }
 
 
-def test_differing_rows_of_one_image_id_log_a_warning(caplog):
+def test_differing_grouped_rows_warn(caplog):
     images, texts = unit_rows(4, 3), unit_rows(4, 3, seed=1)
 
     with caplog.at_level(logging.WARNING, logger="medgap_utils.metrics.retrieval"):

@@ -250,9 +250,10 @@ def uniformity(embeddings: Any, t: float = 2.0, *, normalize: bool = False) -> f
     """Compute the uniformity of Wang & Isola (2020) of one set of embeddings.
 
     ``log mean_{i != j} exp(-t ||e_i - e_j||^2)``. Lower (more negative) is
-    more uniform; the value is 0 when all rows coincide and about -4 for
-    ``t=2`` with points spread over a high-dimensional sphere. Computed in
-    blocks, so large N never allocates an N x N matrix.
+    more uniform. The value is 0 when all rows coincide and approaches -4 for
+    ``t=2`` as points spread uniformly over a high-dimensional sphere, where
+    ``||e_i - e_j||^2`` concentrates at 2. Computed in blocks, so large N
+    never allocates an N x N matrix.
 
     Args:
         embeddings: (N, D) L2-normalized embeddings, N >= 2.

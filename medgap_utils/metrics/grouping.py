@@ -6,7 +6,7 @@ grouping. All scores are fractions (accuracy, F1, V-measure and NMI in
 [0, 1], ARI in [-1, 1]), not percent.
 
 Cross-validation keeps the image and the caption of one pair in the same
-fold, so a query's own partner is never in the training set: otherwise a
+fold, so a query's own partner is never in the training set. Otherwise a
 nearest-neighbor probe on the stacked embeddings could score by retrieving
 the partner rather than by grouping.
 """
@@ -87,7 +87,7 @@ def clustering_scores(
           text land in different clusters, 0 when every pair shares a
           cluster, near 1 when clusters follow modality rather than meaning.
         - ``modality_homogeneity``: homogeneity of the clusters with respect
-          to the modality (image or text), 1 when every cluster holds a
+          to the modality (image or text), 1 when every cluster contains a
           single modality.
 
     Raises:
@@ -190,7 +190,7 @@ def knn_accuracy(
     Pairs are split into ``folds`` stratified folds (scikit-learn
     ``StratifiedKFold``, shuffled with ``seed``); a pair's image and text
     always share a fold. Neighbors use the Euclidean distance, which ranks
-    unit vectors as the cosine does; each test row gets the majority label of
+    unit vectors as the cosine does. Each test row gets the majority label of
     its ``k`` nearest training rows.
 
     Args:
@@ -303,7 +303,7 @@ def modality_separability(
     seed: int = 0,
     normalize: bool = False,
 ) -> float:
-    """Compute how well a linear classifier tells image rows from text rows.
+    """Compute how well a linear classifier separates image rows from text rows.
 
     The cross-validated accuracy of logistic regression (as in
     :func:`linear_probe_accuracy`) predicting the modality of each of the 2N

@@ -2,10 +2,10 @@
 
 Similarity is the dot product (cosine for L2-normalized rows). The rank of a
 query is 1 plus the number of wrong gallery items that score higher than its
-best correct item, so ranks are exact without sorting: the image-text score
-matrix is computed in tiles with one matrix product each, and every tile
-adds, for each of its rows and columns, the count of scores above that
-image's or caption's best correct score. One pass serves both retrieval
+best correct item, so ranks are exact without sorting. The image-text score
+matrix is computed in tiles, one matrix product each. Every tile adds, for
+each of its rows and columns, the count of scores above that image's or
+caption's best correct score, so one pass serves both retrieval
 directions. The best correct scores are read from the same tiles before
 anything is counted, so a correct item is never compared with a differently
 rounded copy of its own score. Peak extra memory is one float32 tile and a
@@ -42,7 +42,7 @@ _CPU_TILE_ELEMENTS = 2**24
 _GPU_TILE_ELEMENTS = 2**26
 
 # Rows that share an image id (or a text group) are expected to carry the same
-# embedding; a larger difference is logged, because only the first row is used.
+# embedding. Only the first row is used, so a larger difference is logged.
 _DUPLICATE_TOLERANCE = 1e-4
 
 
@@ -129,7 +129,7 @@ def _ranks_both_ways(
     row_strips = -(-image_count // tile_rows)
     column_strips = -(-text_count // tile_columns)
 
-    # Pairs sorted by the tile that holds their score.
+    # Pairs sorted by the tile that contains their score.
     pair_tile = (pair_images // tile_rows) * column_strips + pair_texts // tile_columns
     order = torch.argsort(pair_tile)
     pair_tile, pair_images, pair_texts = pair_tile[order], pair_images[order], pair_texts[order]
@@ -147,8 +147,8 @@ def _ranks_both_ways(
     score_storage = torch.empty(tile_rows * tile_columns, dtype=images.dtype, device=device)
     flag_storage = torch.empty(tile_rows * tile_columns, dtype=torch.bool, device=device)
     # A correct item never scores above the best correct one, so the strict
-    # comparison counts wrong items only; ">=" also counts tied correct
-    # items, which count_tile subtracts again.
+    # comparison counts wrong items only. The ">=" comparison also counts the
+    # correct items tied with the best, and count_tile subtracts them again.
     compare = torch.gt if ties == "optimistic" else torch.ge
 
     def tile_scores(tile: int) -> tuple[torch.Tensor, int, int]:
@@ -179,11 +179,11 @@ def _ranks_both_ways(
             above_image.scatter_add_(0, pair_images[pairs], -(values == best_image[pair_images[pairs]]).long())
             above_text.scatter_add_(0, pair_texts[pairs], -(values == best_text[pair_texts[pairs]]).long())
 
-    # First pass: the tiles that hold pairs fix every best correct score. A
-    # tile is counted at once when no later tile can change the best scores
-    # of its rows and columns, which covers every tile of unique, row-ordered
-    # pairs; the others are computed again below. Recomputing a tile with the
-    # same operands and shape reproduces its scores bit for bit.
+    # First pass: the tiles that contain pairs fix every best correct score.
+    # A tile is counted at once when no later tile can change the best scores
+    # of its rows and columns. That covers every tile when pairs are unique,
+    # and the remaining tiles are computed again below. Recomputing a tile
+    # with the same operands and shape reproduces its scores bit for bit.
     pending_in_row = torch.bincount(torch.tensor(tiles_with_pairs) // column_strips, minlength=row_strips).tolist()
     pending_in_column = torch.bincount(
         torch.tensor(tiles_with_pairs) % column_strips, minlength=column_strips
@@ -227,9 +227,9 @@ def retrieval_ranks(
         image_embeddings: (N, D) L2-normalized image embeddings.
         text_embeddings: (N, D) L2-normalized text embeddings; row i pairs
             with image row i.
-        image_ids: optional length-N hashable ids; rows with the same id show
-            the same image, which becomes one query and one gallery item
-            (embedding taken from its first row).
+        image_ids: optional length-N hashable ids. Rows with the same id
+            show the same image, which becomes one query and one gallery
+            item with the embedding of its first row.
         text_groups: optional length-N hashable keys; rows with the same key
             carry the same caption (for example the caption string itself),
             which becomes one query and one gallery item.
