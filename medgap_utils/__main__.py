@@ -52,6 +52,12 @@ def build_parser() -> argparse.ArgumentParser:
                          help="profile to show (default: $MEDGAP_PROFILE, else the hardware's)")
     profile.set_defaults(handler=_show_profile)
 
+    from medgap_utils.bench import add_bench_parser
+    from medgap_utils.training.cli import add_train_parser
+
+    add_train_parser(commands)
+    add_bench_parser(commands)
+
     students = commands.add_parser(
         "student-copies",
         help="write copies of the chapters with solution cells removed and outputs cleared",

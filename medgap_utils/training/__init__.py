@@ -1,32 +1,40 @@
 """Training engine: the fit loop (end-to-end and heads-only), checkpoints, torchrun support.
 
 The chapters call :func:`load_or_fit`; the command line calls :func:`fit`.
+Names are imported on first use, so ``medgap_utils.training.cli`` (the
+``train`` subcommand's parser) loads without torch and ``--help`` stays fast.
 """
 
-from medgap_utils.training.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
-from medgap_utils.training.distributed import DistributedContext, init_distributed
-from medgap_utils.training.features import features_path, load_or_compute_features
-from medgap_utils.training.loop import (
-    TrainingResult,
-    default_run_dir,
-    fit,
-    load_or_fit,
-    load_result,
-    seed_everything,
-)
+from __future__ import annotations
 
-__all__ = [
-    "CheckpointError",
-    "DistributedContext",
-    "TrainingResult",
-    "default_run_dir",
-    "features_path",
-    "fit",
-    "init_distributed",
-    "load_checkpoint",
-    "load_or_compute_features",
-    "load_or_fit",
-    "load_result",
-    "save_checkpoint",
-    "seed_everything",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "CheckpointError": "checkpoints",
+    "load_checkpoint": "checkpoints",
+    "save_checkpoint": "checkpoints",
+    "DistributedContext": "distributed",
+    "init_distributed": "distributed",
+    "features_path": "features",
+    "load_or_compute_features": "features",
+    "TrainingResult": "loop",
+    "default_run_dir": "loop",
+    "fit": "loop",
+    "load_or_fit": "loop",
+    "load_result": "loop",
+    "seed_everything": "loop",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = importlib.import_module(f"{__name__}.{_EXPORTS[name]}")
+    return getattr(module, name)
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + __all__)

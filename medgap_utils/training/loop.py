@@ -121,7 +121,7 @@ def _optimizer(model: DualEncoder, config: ExperimentConfig) -> torch.optim.Opti
             (decay if parameter.ndim >= 2 else no_decay).append(parameter)
     groups = [{"params": decay, "weight_decay": config.train.weight_decay},
               {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW([group for group in groups if group["params"]], lr=config.train.lr)
+    return torch.optim.AdamW([group for group in groups if group["params"]], lr=config.train.lr, foreach=True)
 
 
 def _lr_multiplier(total_steps: int, warmup_fraction: float) -> Callable[[int], float]:

@@ -1,0 +1,404 @@
+"""Benchmark runner: methods x seeds -> metrics -> a mean ± std table, JSON, Markdown and a figure.
+
+A method is a loss preset trained with :func:`medgap_utils.training.load_or_fit`
+(``clip``, ``clip_fixed_tau``, ``clip_atp_cu``, ``atp_only``, ``cu_only``,
+``fahim``) or ``posthoc_clip``: the ``clip`` run's embeddings with each
+modality's mean removed (means taken on the validation split) and rows
+re-normalized. Every method is evaluated on the same split by every
+registered metric function; other modules add columns with
+:func:`register_metric` (a function of an :class:`Evaluation` that returns a
+dict of floats).
+
+By default the methods train heads-only on the frozen towers of one
+end-to-end CLIP run (the setting of frozen pretrained encoders), which makes
+the whole table a few minutes on CPU; ``mode="end_to_end"`` trains every
+method and seed from scratch instead. Results are cached under
+``cache_dir("bench", key)`` keyed by the benchmark config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medgap_utils.config import (
+    LOSS_PRESETS,
+    TRAINING_MODES,
+    ExperimentConfig,
+    Profile,
+    cache_dir,
+    config_key,
+    experiment_config,
+    get_profile,
+)
+from medgap_utils.io import write_json_atomic, write_text_atomic
+
+logger = logging.getLogger(__name__)
+
+POSTHOC_METHOD = "posthoc_clip"
+DEFAULT_METHODS = ("clip", "clip_fixed_tau", "clip_atp_cu", "atp_only", "cu_only", POSTHOC_METHOD)
+METHOD_LABELS = {
+    "clip": "CLIP, learned τ",
+    "clip_fixed_tau": "CLIP, fixed τ",
+    "clip_atp_cu": "CLIP + ATP + CU",
+    "atp_only": "CLIP + ATP",
+    "cu_only": "CLIP + CU",
+    "fahim": "CLIP + uniformity + alignment (Fahim)",
+    POSTHOC_METHOD: "CLIP + post-hoc centering",
+}
+# Columns of the Markdown table and the figure; the JSON keeps every metric.
+HEADLINE_METRICS = (
+    "modality_gap", "true_pair_cosine", "true_pair_angle",
+    "image_to_text_R@1", "text_to_image_R@1", "image_to_text_R@10", "text_to_image_R@10",
+    "v_measure", "ari", "nmi", "modality_split_rate",
+)
+LOWER_IS_BETTER = {"modality_gap", "true_pair_angle", "modality_split_rate"}
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchmarkConfig:
+    """What the benchmark trains and how it evaluates.
+
+    Attributes:
+        profile: run-time profile name (sizes, epochs).
+        methods: loss preset names and/or ``"posthoc_clip"``.
+        seeds: training seeds; each method runs once per seed.
+        mode: ``"heads_only"`` (frozen towers of an end-to-end CLIP run) or ``"end_to_end"``.
+        split: the corpus split that is evaluated.
+        label: the corpus column that the clustering scores are measured against.
+        overrides: dotted config changes applied to every run, e.g. ``(("train.epochs", 20),)``.
+    """
+
+    profile: str
+    methods: tuple[str, ...] = DEFAULT_METHODS
+    seeds: tuple[int, ...] = (0, 1, 2)
+    mode: str = "heads_only"
+    split: str = "test"
+    label: str = "group"
+    overrides: tuple[tuple[str, Any], ...] = ()
+
+    def __post_init__(self) -> None:
+        allowed = (*LOSS_PRESETS, POSTHOC_METHOD)
+        unknown = [method for method in self.methods if method not in allowed]
+        if unknown or not self.methods:
+            raise ValueError(f"Invalid methods={self.methods!r}: each must be one of {', '.join(allowed)}.")
+        if not self.seeds:
+            raise ValueError("Invalid seeds=(): give at least one seed.")
+        if self.mode not in TRAINING_MODES:
+            raise ValueError(f"Invalid mode={self.mode!r}: expected one of {', '.join(TRAINING_MODES)}.")
+        if self.split not in ("validation", "test"):
+            raise ValueError(f"Invalid split={self.split!r}: expected 'validation' or 'test'.")
+
+
+def benchmark_config(profile: str | Profile | None = None, **fields: Any) -> BenchmarkConfig:
+    """Return the benchmark of a profile (its seeds), with ``fields`` changed."""
+    profile = profile if isinstance(profile, Profile) else get_profile(profile)
+    fields.setdefault("seeds", profile.seeds)
+    return BenchmarkConfig(profile=profile.name, **fields)
+
+
+def method_config(method: str, benchmark: BenchmarkConfig, seed: int) -> ExperimentConfig:
+    """Return the experiment config that trains ``method`` with ``seed`` in ``benchmark``."""
+    loss = "clip" if method == POSTHOC_METHOD else method
+    return experiment_config(loss, profile=benchmark.profile, mode=benchmark.mode, seed=seed,
+                             **dict(benchmark.overrides))
+
+
+@dataclasses.dataclass
+class Evaluation:
+    """Everything a metric function may use for one method and seed.
+
+    Attributes:
+        method, seed: which run.
+        image_embeddings, text_embeddings: (N, D) L2-normalized float32, rows aligned.
+        labels: the corpus's label columns of the evaluated split (length-N arrays).
+        captions: the N reference captions.
+        label: the column clustering is scored against.
+        result: the trained run (its model, for metrics such as captioning).
+    """
+
+    method: str
+    seed: int
+    image_embeddings: Any
+    text_embeddings: Any
+    labels: dict[str, np.ndarray]
+    captions: list[str]
+    label: str
+    result: Any
+
+
+MetricFunction = Callable[[Evaluation], dict[str, float]]
+METRIC_FUNCTIONS: dict[str, MetricFunction] = {}
+
+
+def register_metric(name: str) -> Callable[[MetricFunction], MetricFunction]:
+    """Register a metric function under ``name`` (a decorator); its keys become table columns.
+
+    Registering a new name makes cached benchmark results re-evaluate (not retrain).
+    """
+    def decorator(function: MetricFunction) -> MetricFunction:
+        METRIC_FUNCTIONS[name] = function
+        return function
+
+    return decorator
+
+
+@register_metric("geometry")
+def _geometry(evaluation: Evaluation) -> dict[str, float]:
+    from medgap_utils.metrics import gap_summary
+
+    return gap_summary(evaluation.image_embeddings, evaluation.text_embeddings)
+
+
+@register_metric("retrieval")
+def _retrieval(evaluation: Evaluation) -> dict[str, float]:
+    from medgap_utils.metrics import retrieval_metrics
+
+    # Identical captions of different images count as correct matches.
+    return retrieval_metrics(evaluation.image_embeddings, evaluation.text_embeddings,
+                             text_groups=evaluation.captions)
+
+
+@register_metric("grouping")
+def _grouping(evaluation: Evaluation) -> dict[str, float]:
+    from medgap_utils.metrics import clustering_scores
+
+    return clustering_scores(evaluation.image_embeddings, evaluation.text_embeddings,
+                             evaluation.labels[evaluation.label], seed=evaluation.seed)
+
+
+def _split_embeddings(result: Any, split: str, corpus: Any) -> tuple[Any, Any]:
+    from medgap_utils.models import embed, project_features
+    from medgap_utils.training import load_or_compute_features
+
+    config = result.config
+    if config.train.mode == "heads_only":
+        features = load_or_compute_features(config, result.model, corpus, progress=False)
+        return project_features(result.model, *features[split])
+    return embed(result.model, corpus[split], num_workers=config.train.num_workers, progress=False)
+
+
+def _posthoc(result: Any, split: str, corpus: Any) -> tuple[Any, Any]:
+    from medgap_utils.metrics import center_modalities
+
+    image_embeddings, text_embeddings = _split_embeddings(result, split, corpus)
+    image_reference, text_reference = _split_embeddings(result, "validation", corpus)
+    return center_modalities(image_embeddings, text_embeddings, image_mean=image_reference.mean(0),
+                             text_mean=text_reference.mean(0))
+
+
+@dataclasses.dataclass
+class BenchmarkResult:
+    """Per-run metrics and their summary.
+
+    Attributes:
+        config: the benchmark config.
+        rows: one dict per (method, seed): ``method``, ``seed`` and every metric.
+    """
+
+    config: BenchmarkConfig
+    rows: list[dict[str, Any]]
+
+    def metrics(self) -> list[str]:
+        """Return the metric names present in every row, headline metrics first."""
+        common = set.intersection(*(set(row) for row in self.rows)) - {"method", "seed"}
+        headline = [name for name in HEADLINE_METRICS if name in common]
+        return headline + sorted(common - set(headline))
+
+    def summary(self) -> list[dict[str, Any]]:
+        """Return one dict per method: ``method``, ``label``, ``runs`` and ``<metric>_mean``/``<metric>_std``.
+
+        The std is the sample standard deviation over seeds (0 for one seed).
+        """
+        table = []
+        for method in self.config.methods:
+            rows = [row for row in self.rows if row["method"] == method]
+            entry: dict[str, Any] = {"method": method, "label": METHOD_LABELS.get(method, method), "runs": len(rows)}
+            for metric in self.metrics():
+                values = np.array([row[metric] for row in rows], dtype=float)
+                entry[f"{metric}_mean"] = float(values.mean())
+                entry[f"{metric}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+            table.append(entry)
+        return table
+
+    def to_markdown(self, metrics: tuple[str, ...] | None = None, digits: int = 3) -> str:
+        """Return the summary as a Markdown table of ``mean ± std`` cells."""
+        metrics = metrics or tuple(name for name in HEADLINE_METRICS if name in self.metrics())
+        header = "| method | " + " | ".join(f"{name} {'↓' if name in LOWER_IS_BETTER else '↑'}"
+                                           for name in metrics) + " |"
+        lines = [header, "|" + "---|" * (len(metrics) + 1)]
+        for entry in self.summary():
+            cells = [f"{entry[f'{name}_mean']:.{digits}f} ± {entry[f'{name}_std']:.{digits}f}" for name in metrics]
+            lines.append(f"| {entry['label']} | " + " | ".join(cells) + " |")
+        seeds = ", ".join(map(str, self.config.seeds))
+        lines.append("")
+        lines.append(f"Mean ± std over seeds {seeds}; {self.config.mode.replace('_', '-')} training, "
+                     f"profile {self.config.profile}, {self.config.split} split, clustering against "
+                     f"'{self.config.label}'.")
+        return "\n".join(lines) + "\n"
+
+    def figure(self, metrics: tuple[str, ...] | None = None):
+        """Return a plotly bar chart of mean ± std per method, with a menu to switch the metric."""
+        import plotly.graph_objects as go
+
+        metrics = metrics or tuple(name for name in HEADLINE_METRICS if name in self.metrics())
+        summary = self.summary()
+        labels = [entry["label"] for entry in summary]
+        figure = go.Figure()
+        for index, metric in enumerate(metrics):
+            figure.add_trace(go.Bar(
+                x=labels, y=[entry[f"{metric}_mean"] for entry in summary],
+                error_y={"type": "data", "array": [entry[f"{metric}_std"] for entry in summary]},
+                name=metric, visible=index == 0,
+            ))
+        buttons = []
+        for index, metric in enumerate(metrics):
+            arrow = "lower is better" if metric in LOWER_IS_BETTER else "higher is better"
+            buttons.append({"label": metric, "method": "update",
+                            "args": [{"visible": [i == index for i in range(len(metrics))]},
+                                     {"yaxis": {"title": {"text": f"{metric} ({arrow})"}}}]})
+        first_arrow = "lower is better" if metrics[0] in LOWER_IS_BETTER else "higher is better"
+        figure.update_layout(
+            updatemenus=[{"buttons": buttons, "x": 1.0, "xanchor": "right", "y": 1.15, "yanchor": "top"}],
+            yaxis_title=f"{metrics[0]} ({first_arrow})",
+            title=f"Benchmark: mean ± std over {len(self.config.seeds)} seeds ({self.config.mode.replace('_', '-')})",
+            showlegend=False, margin={"t": 80},
+        )
+        return figure
+
+    def save(self, directory: str | Path) -> dict[str, Path]:
+        """Write ``results.json``, ``results.md`` and ``figure.html`` to ``directory`` atomically."""
+        directory = Path(directory)
+        paths = {"json": directory / "results.json", "markdown": directory / "results.md",
+                 "figure": directory / "figure.html"}
+        write_json_atomic(paths["json"], {"config": dataclasses.asdict(self.config), "rows": self.rows,
+                                          "summary": self.summary(), "metric_functions": sorted(METRIC_FUNCTIONS)})
+        write_text_atomic(paths["markdown"], self.to_markdown())
+        write_text_atomic(paths["figure"], self.figure().to_html(include_plotlyjs=True, full_html=True))
+        return paths
+
+
+def benchmark_dir(config: BenchmarkConfig) -> Path:
+    """Return the cache directory of a benchmark config."""
+    return cache_dir("bench", create=False) / config_key(config)
+
+
+def _load_cached(config: BenchmarkConfig) -> BenchmarkResult | None:
+    path = benchmark_dir(config) / "results.json"
+    if not path.is_file():
+        return None
+    stored = json.loads(path.read_text(encoding="utf-8"))
+    if set(stored.get("metric_functions", ())) != set(METRIC_FUNCTIONS):
+        logger.info("re-evaluating the cached benchmark: the registered metric functions changed")
+        return None
+    return BenchmarkResult(config=config, rows=stored["rows"])
+
+
+def run_benchmark(config: BenchmarkConfig | None = None, *, corpus: Any = None, progress: bool = True,
+                  force: bool = False) -> BenchmarkResult:
+    """Train (or load) every method and seed of ``config``, evaluate them and cache the table.
+
+    Args:
+        config: the benchmark (default: :func:`benchmark_config` of the active profile).
+        corpus: the ``DatasetDict`` to use (default: the phantom corpus of the profile).
+        progress: show progress bars.
+        force: re-evaluate even when a cached table exists (trained runs are still reused).
+
+    Returns:
+        The :class:`BenchmarkResult`, also saved under :func:`benchmark_dir`.
+    """
+    from tqdm.auto import tqdm
+
+    from medgap_utils.training import load_or_fit
+
+    config = config or benchmark_config()
+    if not force:
+        cached = _load_cached(config)
+        if cached is not None:
+            return cached
+
+    if corpus is None:
+        from medgap_utils.data import load_phantom_corpus
+
+        data = method_config(config.methods[0], config, config.seeds[0]).data
+        corpus = load_phantom_corpus(seed=data.seed, sizes=data.sizes, image_size=data.image_size)
+    split = corpus[config.split]
+    if config.label not in split.column_names:
+        raise ValueError(f"Invalid label={config.label!r}: the {config.split} split has columns {split.column_names}.")
+    label_columns = [name for name in split.column_names if name not in ("image", "caption", "image_id")]
+    labels = {name: np.asarray(split[name]) for name in label_columns}
+    captions = list(split["caption"])
+
+    rows = []
+    runs = [(method, seed) for method in config.methods for seed in config.seeds]
+    for method, seed in tqdm(runs, desc="benchmark", disable=not progress):
+        result = load_or_fit(method_config(method, config, seed), corpus=corpus, progress=False)
+        if method == POSTHOC_METHOD:
+            image_embeddings, text_embeddings = _posthoc(result, config.split, corpus)
+        else:
+            image_embeddings, text_embeddings = _split_embeddings(result, config.split, corpus)
+        evaluation = Evaluation(method=method, seed=seed, image_embeddings=image_embeddings,
+                                text_embeddings=text_embeddings, labels=labels, captions=captions,
+                                label=config.label, result=result)
+        row: dict[str, Any] = {"method": method, "seed": seed}
+        for function in METRIC_FUNCTIONS.values():
+            row.update({key: float(value) for key, value in function(evaluation).items()})
+        rows.append(row)
+        logger.info("%s seed %d: modality_gap %.3f", method, seed, row.get("modality_gap", float("nan")))
+
+    benchmark = BenchmarkResult(config=config, rows=rows)
+    benchmark.save(benchmark_dir(config))
+    return benchmark
+
+
+def add_bench_parser(commands: Any) -> None:
+    """Register the ``bench`` subcommand on ``commands`` (an argparse subparsers object)."""
+    parser = commands.add_parser(
+        "bench", help="train the benchmark methods over seeds and write the results table",
+        description="Train (or load) each method for each seed, evaluate gap geometry, retrieval and "
+                    "clustering, and write results.json, results.md and figure.html.",
+    )
+    parser.add_argument("--profile", choices=["ci", "cpu", "gpu", "paper"], default=None,
+                        help="run-time profile for sizes and seeds (default: $MEDGAP_PROFILE, else the hardware's)")
+    parser.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS),
+                        choices=[*LOSS_PRESETS, POSTHOC_METHOD], metavar="METHOD",
+                        help=f"methods to compare (default: {' '.join(DEFAULT_METHODS)})")
+    parser.add_argument("--seeds", nargs="+", type=int, default=None, help="training seeds (default: the profile's)")
+    parser.add_argument("--mode", choices=list(TRAINING_MODES), default="heads_only",
+                        help="heads_only: heads on frozen towers of one end-to-end CLIP run (default); "
+                             "end_to_end: every run trains its towers")
+    parser.add_argument("--split", choices=["validation", "test"], default="test", help="evaluated split")
+    parser.add_argument("--label", default="group", help="corpus column that clustering is scored against")
+    parser.add_argument("--epochs", type=int, default=None, help="override the epochs of every run")
+    parser.add_argument("--output", type=Path, default=None,
+                        help="also write the results to this directory (default: only the cache)")
+    parser.add_argument("--force", action="store_true", help="re-evaluate even if a cached table exists")
+    parser.set_defaults(handler=run_bench_command)
+
+
+def run_bench_command(args: Any) -> int:
+    """Run the benchmark of ``args`` and print its Markdown table."""
+    fields: dict[str, Any] = {"methods": tuple(args.methods), "mode": args.mode, "split": args.split,
+                              "label": args.label}
+    if args.seeds:
+        fields["seeds"] = tuple(args.seeds)
+    if args.epochs is not None:
+        fields["overrides"] = (("train.epochs", args.epochs),)
+    try:
+        config = benchmark_config(args.profile, **fields)
+    except ValueError as error:
+        raise SystemExit(f"error: {error}") from None
+    result = run_benchmark(config, force=args.force)
+    directory = benchmark_dir(config)
+    if args.output is not None:
+        result.save(args.output)
+        directory = args.output
+    print(result.to_markdown(), end="")
+    print(f"results: {directory}")
+    return 0
