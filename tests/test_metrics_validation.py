@@ -1,10 +1,12 @@
 """The input contract shared by every metric: shapes, finiteness, normalization, sizes."""
 
+import datasets
 import numpy as np
 import pytest
 import torch
 
 from medgap_utils import metrics
+from medgap_utils.metrics._validation import check_labels
 
 
 def unit_rows(rows, dimension, seed=0):
@@ -146,3 +148,23 @@ def test_unknown_options_raise():
         metrics.retrieval_metrics(images, texts, ks=(0, 5))
     with pytest.raises(ValueError, match="lam must be a number in \\[0, 1\\]"):
         metrics.shift_along_gap(images, texts, 1.5)
+
+
+def test_labels_from_dataset_column():
+    corpus = datasets.Dataset.from_dict({"finding": ["normal", "mass", "normal", "mass"]})
+
+    labels = check_labels(corpus["finding"], 4)
+
+    assert labels.tolist() == ["normal", "mass", "normal", "mass"]
+
+
+def test_labels_from_integer_tensor():
+    labels = check_labels(torch.tensor([2, 0, 1]), 3)
+
+    assert labels.dtype == np.int64
+    assert labels.tolist() == [2, 0, 1]
+
+
+def test_string_labels_raise_type_error():
+    with pytest.raises(TypeError, match="one label per row, got str"):
+        check_labels("abcd", 4)

@@ -171,13 +171,16 @@ def check_labels(labels: Any, rows: int, name: str = "labels") -> np.ndarray:
     for equality only.
 
     Raises:
-        TypeError: if ``labels`` is a string or not a sequence, array or tensor.
+        TypeError: if ``labels`` is a string or not a sequence, array-like or tensor.
         ValueError: if it is not 1-D or its length is not ``rows``.
     """
     if isinstance(labels, torch.Tensor):
         array = labels.detach().cpu().numpy()
     elif isinstance(labels, np.ndarray):
         array = labels
+    elif hasattr(labels, "__array__") and not isinstance(labels, (str, bytes)):
+        # pandas Series and other array-likes.
+        array = np.asarray(labels)
     elif isinstance(labels, Sequence) and not isinstance(labels, (str, bytes)):
         array = np.asarray(labels, dtype=object)
         if all(isinstance(value, (int, np.integer)) for value in labels):

@@ -23,13 +23,18 @@ TRUE_PAIR_ANGLE_METHODS = ("mean_cosine", "mean_angle")
 _UNIFORMITY_BLOCK_ELEMENTS = 2**24
 
 
+# Reductions accumulate in float64 through dtype= arguments, which avoids
+# float64 copies of large (N, D) inputs.
+def _mean(embeddings: torch.Tensor) -> torch.Tensor:
+    return embeddings.sum(dim=0, dtype=torch.float64) / embeddings.shape[0]
+
+
 def _modality_gap(images: torch.Tensor, texts: torch.Tensor) -> float:
-    difference = images.double().mean(dim=0) - texts.double().mean(dim=0)
-    return float(torch.linalg.vector_norm(difference))
+    return float(torch.linalg.vector_norm(_mean(images) - _mean(texts)))
 
 
 def _pair_cosines(images: torch.Tensor, texts: torch.Tensor) -> torch.Tensor:
-    return (images.double() * texts.double()).sum(dim=1)
+    return (images * texts).sum(dim=1, dtype=torch.float64)
 
 
 def _angle_degrees(cosine: torch.Tensor) -> torch.Tensor:
@@ -41,14 +46,13 @@ def _intra_modality_cosine(embeddings: torch.Tensor) -> float:
     # The sum of all entries of E E^T is ||sum_i e_i||^2, so the off-diagonal
     # mean needs no N x N matrix.
     rows = embeddings.shape[0]
-    matrix = embeddings.double()
-    total = float(matrix.sum(dim=0).square().sum())
-    diagonal = float(matrix.square().sum())
+    total = float(embeddings.sum(dim=0, dtype=torch.float64).square().sum())
+    diagonal = float(embeddings.square().sum(dtype=torch.float64))
     return (total - diagonal) / (rows * (rows - 1))
 
 
 def _alignment(images: torch.Tensor, texts: torch.Tensor, alpha: float) -> float:
-    distances = torch.linalg.vector_norm(images.double() - texts.double(), dim=1)
+    distances = torch.linalg.vector_norm(images - texts, dim=1, dtype=torch.float64)
     return float(distances.pow(alpha).mean())
 
 
