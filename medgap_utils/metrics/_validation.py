@@ -58,7 +58,7 @@ def check_matrix(
     Raises:
         TypeError: if ``embeddings`` is not a real-valued tensor or array.
         ValueError: if it is not 2-D, has fewer than ``min_rows`` rows or no
-            columns, holds NaN or infinity, or (without ``normalize``) has a
+            columns, contains NaN or infinity, or (without ``normalize``) has a
             row norm farther than ``NORM_TOLERANCE`` from 1. With
             ``normalize``, a row of zeros raises because it has no direction.
     """
