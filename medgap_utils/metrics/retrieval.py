@@ -38,6 +38,7 @@ TIE_RULES = ("optimistic", "pessimistic")
 # Elements of one score tile when chunk_size is not given: 2**24 float32
 # values (64 MiB, 4096 x 4096) on the CPU and 2**26 (256 MiB, 8192 x 8192) on
 # a GPU, where larger tiles amortize kernel launches.
+# NOTE: the GPU tile size is an estimate; only the CPU path has been timed.
 _CPU_TILE_ELEMENTS = 2**24
 _GPU_TILE_ELEMENTS = 2**26
 
