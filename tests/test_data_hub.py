@@ -210,7 +210,7 @@ def test_loaders_share_one_schema(roco_files, roco_v1_file, iu_file, tmp_path, m
 
 
 def test_unreachable_endpoint_fails_fast(monkeypatch):
-    """A closed local port stands in for a machine without network; nothing leaves the machine."""
+    """A closed local port simulates a machine without network, so nothing leaves the machine."""
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")

@@ -163,7 +163,7 @@ def _upper_first(text: str) -> str:
 
 
 def _size_text(size_mm: int, rng: np.random.Generator, form: str = "pre") -> str:
-    """A size as '23 mm', '23-mm' or '2.3 cm' (the last only from 20 mm on)."""
+    """Format a size as '23 mm', '23-mm' or '2.3 cm' (centimetres only from 20 mm on)."""
     use_cm = size_mm >= 20 and rng.uniform() < 0.35
     value = f"{size_mm / 10:.1f} cm" if use_cm else f"{size_mm} mm"
     if form == "pre" and not use_cm and rng.uniform() < 0.5:
@@ -337,7 +337,9 @@ def make_caption(labels: dict, rng: np.random.Generator) -> str:
         caption = _choice(rng, _NORMAL_TEMPLATES).format(Study=study, study=_lower_first(study))
     else:
         phrase, plural = _finding_phrase(labels, rng)
-        arrow = _choice(rng, _ARROWS_PLURAL if plural else _ARROWS) if rng.uniform() < 0.35 else ""
+        arrow = ""
+        if rng.uniform() < 0.35:
+            arrow = _choice(rng, _ARROWS_PLURAL if plural else _ARROWS)
         template = _choice(rng, _POSITIVE_TEMPLATES)
         caption = template.format(Study=study, study=_lower_first(study), np=phrase,
                                   NP=_upper_first(phrase), arrow=arrow)
@@ -383,14 +385,14 @@ def caption_mentions(caption: str) -> list[tuple[str, object, bool, int]]:
     "No acute findings on chest CT" still names CT and the chest. Sizes appear as
     ``("size_mm", value, False, start)`` with the value in millimetres.
     """
-    taken = np.zeros(len(caption) + 1, dtype=bool)
+    consumed = np.zeros(len(caption) + 1, dtype=bool)
     mentions = []
     for pattern, targets in _phrase_patterns():
         for match in pattern.finditer(caption):
             start, end = match.span()
-            if taken[start:end].any():
+            if consumed[start:end].any():
                 continue
-            taken[start:end] = True
+            consumed[start:end] = True
             clause_start = max(caption.rfind(mark, 0, start) for mark in ".;,") + 1
             negated = _NEGATION_PATTERN.search(caption, clause_start, start) is not None
             for column, value in targets:

@@ -5,10 +5,10 @@ Label columns (one value per image):
 - ``modality``: ``radiograph``, ``CT``, ``MRI`` or ``ultrasound``.
 - ``anatomy``: ``chest``, ``abdomen``, ``head`` or ``knee``.
 - ``finding``: ``normal`` or one of :data:`FINDINGS`; one finding per image.
-- ``side``: ``right``, ``left``, ``bilateral`` or ``none``. It is the side of
-  the finding; for knee radiographs it is the side of the knee (visible from
-  the fibula) and for abdominal ultrasound the side of the upper quadrant
-  scanned (visible from liver versus spleen), also when the image is normal.
+- ``side``: ``right``, ``left``, ``bilateral`` or ``none``: the side of the
+  finding. For knee radiographs it is the side of the knee, visible from the
+  fibula. For abdominal ultrasound it is the upper quadrant scanned, visible
+  from liver versus spleen. Both also apply to normal images.
 - ``location``: the lung zone, lobe, space or bone of the finding, or
   ``none`` when the finding has no location attribute.
 - ``size_mm``: diameter of the (largest) lesion, thickness of a fluid layer or
@@ -75,7 +75,7 @@ def group_label(finding: str, anatomy: str) -> str:
 
 
 def all_groups() -> tuple[str, ...]:
-    """Every group label the phantom corpus can contain, in a fixed order."""
+    """Return every group label the phantom corpus can contain, in a fixed order."""
     return tuple(f"normal {anatomy}" for anatomy in ANATOMIES) + FINDINGS
 
 

@@ -190,7 +190,6 @@ def _chest_radiograph(u, v, px, labels, params, present, rng):
     # air without vessel markings at the apex, and a thin visceral pleural line.
     is_ptx = present & (finding == "pneumothorax")
     rim = _mm(size, "chest") * is_ptx[:, None, None]
-    ptx_sign = _col(_side_sign(side))
     for sign, (lung_mask, lung_thickness) in lungs.items():
         on_side = _col(is_ptx & (_side_sign(side) == sign))
         collapsed = _ellipse(u, v, sign * lung_cx + sign * rim * 0.3, lung_cy + rim * 0.9,
@@ -203,7 +202,6 @@ def _chest_radiograph(u, v, px, labels, params, present, rng):
                      lung_ax - rim * 0.3, lung_ay - rim * 0.9) - 1) * lung_ay, px * 0.5, px) * on_side
         attenuation += 0.25 * pleural_line
         mask = np.maximum(mask, air_rim)
-    del ptx_sign
 
     # Pleural effusion: fluid fills the lung base up to a meniscus that rises laterally.
     is_effusion = present & (finding == "pleural effusion")
@@ -236,8 +234,8 @@ def _chest_radiograph(u, v, px, labels, params, present, rng):
         attenuation += 0.12 * lateral * _band(v - (rib_level + 0.6 * (np.abs(u) - 0.3) ** 2 + 0.12 * np.abs(u)), 0.02, px)
     attenuation += 0.25 * _step(0.6 - np.abs(u), px) * _step(np.abs(u) - 0.06, px) * _band(v - (-0.66 + 0.12 * np.abs(u)), 0.025, px)
 
-    # Nodules and masses: round opacities in the lung of the labeled side, in
-    # the labeled zone; further nodules go to random places in the same lung.
+    # Nodules and masses are round opacities in the labeled zone of the labeled lung.
+    # Further nodules go to random places in the same lung.
     zone_level = {"upper zone": -0.35, "mid zone": -0.1, "lower zone": 0.16}
     zones = np.array([zone_level.get(location, 0.0) for location in labels["location"]], dtype=np.float32)
     for name, amplitude in (("nodule", 0.5), ("mass", 0.55)):
