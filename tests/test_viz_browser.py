@@ -27,16 +27,9 @@ ARTIFACTS = ROOT / "_build" / "test-artifacts"
 
 pytestmark = pytest.mark.browser
 
-# NOTE: sphinx-thebe 0.3.1 under jupyter-book 1.0.4 declares its settings
-# twice in every page's <head>, and the second `const` declaration throws.
-# The error is the theme's, the same on pages without figures, so these
-# tests set it aside; it is listed here by its exact text.
-THEME_ERRORS = ("Identifier 'THEBE_JS_URL' has already been declared",)
-
-
 def figure_errors(report: browser.PageReport) -> list[str]:
-    """Return the page's console errors except the theme's own (``THEME_ERRORS``)."""
-    return [error for error in report.console_errors if not any(known in error for known in THEME_ERRORS)]
+    """Return the page's console errors."""
+    return list(report.console_errors)
 
 SETUP_CELL = '''\
 import numpy as np
@@ -157,15 +150,11 @@ def write_book(folder: Path) -> None:
     # no math, so they do without it.
     sphinx_config.pop("mathjax_path", None)
     sphinx_config.pop("bibtex_reference_style", None)
-    # NOTE: without a default mode, pydata-sphinx-theme 0.17 logs "Got invalid
-    # theme mode" as a console error on every page; the book's _config.yml
-    # needs the same setting.
-    sphinx_config.setdefault("html_context", {}).setdefault("default_mode", "light")
     config = {
         "title": "viz figures",
         "only_build_toc_files": True,
         "execute": {"execute_notebooks": "force", "timeout": 600, "allow_errors": False},
-        "sphinx": {"config": sphinx_config},
+        "sphinx": {"config": sphinx_config, "extra_extensions": book_config["sphinx"]["extra_extensions"]},
     }
     (folder / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     (folder / "_toc.yml").write_text(
