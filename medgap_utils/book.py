@@ -22,7 +22,7 @@ from pathlib import Path
 
 import nbformat
 
-BADGE_SVG = Path(__file__).with_name("colab-badge.svg")
+BADGE_PNG = Path(__file__).with_name("colab-badge.png")
 INSTALL_MARKER = '"google.colab" in sys.modules'
 EXERCISE_TAGS = ("exercise", "solution", "check")
 
@@ -52,9 +52,9 @@ def badge_markdown(repository_url: str, notebook_path: str) -> str:
     The badge image is inlined as a data URI, so it shows in the offline book
     and in Colab alike without fetching anything.
     """
-    svg = base64.b64encode(BADGE_SVG.read_bytes()).decode("ascii")
+    png = base64.b64encode(BADGE_PNG.read_bytes()).decode("ascii")
     url = colab_url(repository_url, notebook_path)
-    return f"[![Open in Colab](data:image/svg+xml;base64,{svg})]({url})"
+    return f"[![Open in Colab](data:image/png;base64,{png})]({url})"
 
 
 def install_cell_source(repository_url: str) -> str:
