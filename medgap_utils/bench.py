@@ -73,6 +73,7 @@ class BenchmarkConfig:
         split: the corpus split that is evaluated.
         label: the corpus column that the clustering scores are measured against.
         overrides: dotted config changes applied to every run, e.g. ``(("train.epochs", 20),)``.
+        backbone_overrides: dotted config changes of the end-to-end backbone run (heads-only mode).
     """
 
     profile: str
@@ -82,6 +83,7 @@ class BenchmarkConfig:
     split: str = "test"
     label: str = "group"
     overrides: tuple[tuple[str, Any], ...] = ()
+    backbone_overrides: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         allowed = (*LOSS_PRESETS, POSTHOC_METHOD)
@@ -107,7 +109,7 @@ def method_config(method: str, benchmark: BenchmarkConfig, seed: int) -> Experim
     """Return the experiment config that trains ``method`` with ``seed`` in ``benchmark``."""
     loss = "clip" if method == POSTHOC_METHOD else method
     return experiment_config(loss, profile=benchmark.profile, mode=benchmark.mode, seed=seed,
-                             **dict(benchmark.overrides))
+                             backbone_overrides=dict(benchmark.backbone_overrides), **dict(benchmark.overrides))
 
 
 @dataclasses.dataclass

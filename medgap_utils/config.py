@@ -440,6 +440,7 @@ def experiment_config(
     profile: str | Profile | None = None,
     mode: str = "end_to_end",
     seed: int = 0,
+    backbone_overrides: dict[str, Any] | None = None,
     **overrides: Any,
 ) -> ExperimentConfig:
     """Return the experiment preset for a loss preset, a tower preset and a profile.
@@ -455,6 +456,9 @@ def experiment_config(
         profile: a profile or its name (default: :func:`get_profile`).
         mode: one of ``TRAINING_MODES``.
         seed: training seed.
+        backbone_overrides: dotted field changes of the backbone run; the
+            ``data.*`` and ``model.preset`` overrides reach it anyway, since
+            a backbone must match the data and towers of the run it serves.
         overrides: dotted field changes, e.g. ``**{"train.epochs": 2}``.
 
     Raises:
@@ -481,7 +485,9 @@ def experiment_config(
     )
     backbone = None
     if heads_only and model in ("tiny", "small"):
-        backbone = experiment_config("clip", model, profile=profile, mode="end_to_end", seed=0)
+        shared = {key: value for key, value in overrides.items() if key.startswith("data.") or key == "model.preset"}
+        backbone = experiment_config("clip", model, profile=profile, mode="end_to_end", seed=0,
+                                     **{**shared, **(backbone_overrides or {})})
     config = ExperimentConfig(data=data, model=MODEL_DEFAULTS[model], loss=LOSS_PRESETS[loss],
                               train=train, backbone=backbone, name=loss)
     return config.replace(**overrides) if overrides else config

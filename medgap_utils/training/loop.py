@@ -50,8 +50,9 @@ class TrainingResult:
         model: the trained :class:`~medgap_utils.models.DualEncoder` (CPU, eval mode).
         history: one dict per epoch (epoch 0 is before training): ``epoch``,
             ``train_loss`` and ``train_loss_<term>`` (None at epoch 0),
-            ``weight_atp``, ``weight_cu``, ``temperature``, ``lr``, ``seconds`` and the
-            validation metrics of ``gap_summary`` prefixed ``val_``.
+            ``weight_atp``, ``weight_cu``, ``temperature``, ``lr``, ``seconds`` (wall
+            time of the training pass), ``cpu_seconds`` (CPU time of this process,
+            all threads) and the validation metrics of ``gap_summary`` prefixed ``val_``.
         snapshots: per epoch (0 included), ``dict(epoch, image_embeddings, text_embeddings)``
             with (K, D) float32 arrays for the first K validation pairs.
         checkpoint_path: the checkpoint directory.
@@ -242,7 +243,7 @@ class _Run:
         return embed(self.model, self.corpus["validation"], batch_size=max(self.config.train.batch_size, 256),
                      num_workers=self.config.train.num_workers, progress=False)
 
-    def record(self, losses: dict[str, float] | None, seconds: float) -> dict[str, Any]:
+    def record(self, losses: dict[str, float] | None, seconds: float, cpu_seconds: float) -> dict[str, Any]:
         from medgap_utils.metrics import gap_summary
 
         image_embeddings, text_embeddings = self.validation_embeddings()
@@ -253,7 +254,7 @@ class _Run:
         record.update({
             "weight_atp": weights["atp"], "weight_cu": weights["cu"],
             "temperature": self.model.temperature, "lr": self.optimizer.param_groups[0]["lr"],
-            "seconds": seconds,
+            "seconds": seconds, "cpu_seconds": cpu_seconds,
         })
         for key, value in gap_summary(image_embeddings, text_embeddings).items():
             record[f"val_{key}"] = float(value) if np.ndim(value) == 0 else value
@@ -403,14 +404,14 @@ def fit(
         logger.info("resuming %s at epoch %d of %d", checkpoint, run.epoch, config.train.epochs)
 
     if run.epoch == 0 and not run.history:
-        run.record(None, 0.0)
+        run.record(None, 0.0, 0.0)
     epochs = tqdm(range(run.epoch + 1, config.train.epochs + 1), desc=config.name or "training",
                   disable=not run.progress)
     for epoch in epochs:
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         losses = run.train_epoch(epoch)
         run.epoch = epoch
-        record = run.record(losses, time.perf_counter() - started)
+        record = run.record(losses, time.perf_counter() - started, time.process_time() - started_cpu)
         run.save(checkpoint, complete=epoch == config.train.epochs)
         logger.info("epoch %d/%d: loss %.4f, val modality_gap %s", epoch, config.train.epochs,
                     losses["loss"], record.get("val_modality_gap"))

@@ -1,0 +1,68 @@
+"""The train and bench subcommands of ``python -m medgap_utils``."""
+
+import subprocess
+import sys
+
+import pytest
+
+from medgap_utils.__main__ import build_parser, main
+from medgap_utils.training.cli import config_from_args
+
+
+def parse(*argv):
+    return build_parser().parse_args(list(argv))
+
+
+def test_help_lists_options_with_units():
+    result = subprocess.run([sys.executable, "-m", "medgap_utils", "train", "--help"], capture_output=True,
+                            text=True, check=True)
+    assert "--lambda-atp" in result.stdout
+    assert "pairs per optimizer step" in result.stdout
+    assert "learning rate" in result.stdout
+
+
+def test_train_options_reach_config():
+    config = config_from_args(parse("train", "--profile", "ci", "--loss", "clip_atp_cu", "--epochs", "2",
+                                    "--lambda-cu", "0.5", "--fixed-temperature", "--temperature", "0.05"))
+    assert config.train.epochs == 2
+    assert config.loss.lambda_cu == 0.5
+    assert config.loss.lambda_atp == 1.0
+    assert config.loss.learn_temperature is False
+    assert config.loss.temperature == 0.05
+
+
+def test_train_rejects_negative_weight(capsys):
+    with pytest.raises(SystemExit, match=r"loss.lambda_atp=-1.0"):
+        main(["train", "--profile", "ci", "--lambda-atp", "-1"])
+
+
+def test_train_rejects_unknown_preset(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--preset", "resnet"])
+    assert "invalid choice: 'resnet'" in capsys.readouterr().err
+
+
+def test_bench_rejects_unknown_method(capsys):
+    with pytest.raises(SystemExit):
+        main(["bench", "--methods", "siglip"])
+    assert "invalid choice: 'siglip'" in capsys.readouterr().err
+
+
+def test_train_writes_checkpoint_and_history(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MEDGAP_CACHE", str(tmp_path / "cache"))
+    argv = ["train", "--profile", "ci", "--mode", "heads_only", "--epochs", "2", "--output", str(tmp_path / "out"),
+            "--no-progress"]
+    monkeypatch.setattr("medgap_utils.config.PROFILES", _small_ci_profiles())
+    assert main(argv) == 0
+    assert (tmp_path / "out" / "checkpoint" / "state.pt").is_file()
+    assert (tmp_path / "out" / "history.json").is_file()
+    assert "val_modality_gap" in capsys.readouterr().out
+
+
+def _small_ci_profiles():
+    import dataclasses
+
+    from medgap_utils.config import PROFILES
+
+    small = dataclasses.replace(PROFILES["ci"], corpus_sizes=(64, 32, 32), epochs=1, batch_size=32)
+    return {**PROFILES, "ci": small}
