@@ -60,15 +60,24 @@ NEGATION_POST_CUES = (
     "ruled out",
     "excluded",
 )
-# A negation cue covers at most this many tokens after it (the NegEx window).
-NEGATION_WINDOW = 5
-# Tokens that end a negation scope early: sentence and clause boundaries.
+# A negation cue covers at most this many tokens after it (as in NegEx).
+NEGATION_WINDOW = 6
+# Tokens that end a negation scope early: clause boundaries. The comma is one,
+# as in the phantom corpus's own parser, so "no effusion, right nodule" keeps
+# the side of the nodule.
 NEGATION_TERMINATORS = frozenset(
-    {".", ";", ":", "!", "?", "but", "however", "although", "though", "except", "yet", "whereas", "while"}
+    {".", ",", ";", ":", "!", "?", "but", "however", "although", "though", "except", "yet", "whereas", "while"}
 )
 # Fields whose mentions a negation cue can cancel. A modality or anatomy stays
 # what it is in "no effusion on this chest CT".
 NEGATABLE_FIELDS = frozenset({"finding", "side"})
+# Labels that any other label of their field overrides: "normal heart, small
+# nodule" reports the nodule. A phrase of such a label is never negated
+# ("no acute findings" means normal).
+DEFAULT_WEAK_LABELS: Mapping[str, tuple[str, ...]] = {"finding": ("normal",)}
+# The label a field has when a caption names none of its phrases: the phantom
+# corpus labels images without a lateralized finding with side "none".
+DEFAULT_ABSENT_LABELS: Mapping[str, str] = {"side": "none"}
 
 UNPARSED_LABEL = "<unparsed>"
 
@@ -311,40 +320,60 @@ def _meteor_score(
 
 def parse_caption_labels(
     caption: str,
-    vocabulary: Mapping[str, Mapping[str, Sequence[str]]] | None = None,
+    vocabulary: Mapping[str, Mapping[Any, Sequence[str]]] | None = None,
     *,
     fields: Sequence[str] | None = None,
-) -> dict[str, str | None]:
+    weak_labels: Mapping[str, Sequence[Any]] | None = None,
+    absent_labels: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """Read the labels a caption states, one per field, with negated mentions ignored.
 
-    Each surface phrase of the vocabulary is matched on whole tokens of
-    :func:`tokenize_caption` (punctuation kept), longest phrase first, so
-    "pleural effusion" wins over "effusion". A mention of a finding or a side
-    inside a negation scope does not count: the scope starts after a cue such
-    as "no", "without" or "negative for" and covers up to ``NEGATION_WINDOW``
-    tokens, ending early at a clause boundary (".", ";", "but", ...); a cue
-    such as "absent" or "ruled out" right after a mention negates it too.
-    A phrase that itself contains a cue ("no acute abnormality") is matched as
-    a phrase, not read as a negation. The first mention that counts gives the
-    field's label.
+    Surface phrases of every column of the vocabulary are matched on whole
+    tokens of :func:`tokenize_caption` (punctuation kept), longest phrase
+    first and without overlaps, so "pleural effusion" wins over "effusion"
+    and the side word inside a location ("right hepatic lobe") is not read as
+    a side. The last word of a phrase may carry a plural "s" or "es". A
+    phrase may name several columns ("CXR" is a modality and an anatomy).
+
+    A mention of a finding or a side does not count inside a negation scope,
+    which starts after a cue such as "no", "without" or "negative for" and
+    covers up to ``NEGATION_WINDOW`` tokens, ending early at a clause boundary
+    (".", ",", ";", "but", ...). A cue such as "absent" or "ruled out" within
+    three tokens after a mention negates it too. Cue words inside a matched
+    phrase ("no acute findings") are part of the phrase, not cues.
+
+    The first mention that counts gives a field's label, except that a weak
+    label ("normal") yields to any later label of its field.
 
     Args:
         caption: one caption.
-        vocabulary: field -> label -> surface phrases. Defaults to the phantom
-            corpus's ``medgap_utils.data.PHANTOM_VOCABULARY``.
-        fields: the fields to parse; defaults to those of ``CLINICAL_FIELDS``
+        vocabulary: column -> label -> surface phrases. Defaults to the
+            phantom corpus's ``medgap_utils.data.PHANTOM_VOCABULARY``.
+        fields: the fields to return; defaults to those of ``CLINICAL_FIELDS``
             in the vocabulary.
+        weak_labels: field -> labels that other labels override; defaults to
+            ``DEFAULT_WEAK_LABELS``.
+        absent_labels: field -> label to return when the caption names no
+            label of that field; defaults to ``DEFAULT_ABSENT_LABELS``. Other
+            fields return None then.
 
     Returns:
-        Field -> label, or None when the caption states no label of that field.
+        Field -> label (as the vocabulary spells it), or None.
 
     Raises:
-        TypeError: if ``caption`` is not a string.
+        TypeError: if ``caption`` is not a string or ``vocabulary`` not a mapping.
         ValueError: if a requested field is not in the vocabulary.
+
+    Example:
+        >>> vocabulary = {"finding": {"effusion": ["pleural effusion"], "nodule": ["nodule"]},
+        ...               "side": {"left": ["left"], "right": ["right"]}}
+        >>> parse_caption_labels("No left pleural effusion. Right nodules.", vocabulary)
+        {'finding': 'nodule', 'side': 'right'}
     """
     vocabulary = _default_vocabulary(vocabulary)
-    fields = _resolve_fields(vocabulary, fields)
-    matcher = _PhraseMatcher(vocabulary, fields)
+    matcher = CaptionLabelParser(
+        vocabulary, fields=fields, weak_labels=weak_labels, absent_labels=absent_labels
+    )
     return matcher.parse(caption)
 
 
@@ -352,52 +381,56 @@ def clinical_correctness(
     predictions: Sequence[str],
     labels: Mapping[str, Sequence[Any]] | Any,
     *,
-    vocabulary: Mapping[str, Mapping[str, Sequence[str]]] | None = None,
+    vocabulary: Mapping[str, Mapping[Any, Sequence[str]]] | None = None,
     fields: Sequence[str] | None = None,
+    weak_labels: Mapping[str, Sequence[Any]] | None = None,
+    absent_labels: Mapping[str, Any] | None = None,
 ) -> dict[str, float]:
     """Score the labels stated by generated captions against ground-truth labels.
 
     Each prediction is parsed with :func:`parse_caption_labels`. A field the
-    caption does not state counts as the label ``UNPARSED_LABEL``, which is
-    always wrong.
+    caption does not state (and that has no absent label) counts as the label
+    ``UNPARSED_LABEL``, which is always wrong.
 
     Args:
         predictions: N generated captions.
-        labels: ground truth, field -> N labels: a dict of lists or a
-            ``datasets.Dataset`` with those columns (a missing field is
-            skipped). Labels are compared as strings.
-        vocabulary: field -> label -> surface phrases; defaults to
+        labels: ground truth, field -> N labels: a dict of sequences or a
+            ``datasets.Dataset`` with those columns. Labels are compared as strings.
+        vocabulary: column -> label -> surface phrases; defaults to
             ``medgap_utils.data.PHANTOM_VOCABULARY``.
         fields: fields to score; defaults to the fields of ``CLINICAL_FIELDS``
             present in both ``labels`` and the vocabulary.
+        weak_labels, absent_labels: as in :func:`parse_caption_labels`.
 
     Returns:
         ``"<field> accuracy"`` (fraction of captions whose parsed label equals
         the truth) and ``"<field> F1"`` (macro F1 over the labels that occur
-        in the truth; a label never predicted has F1 0) for each field, and
-        ``"clinical accuracy"`` and ``"clinical F1"``, their means over
-        fields. All are fractions in [0, 1]; with N = 0 they are NaN.
+        in the truth; a label never predicted has F1 0) for each field, then
+        ``"clinical accuracy"`` and ``"clinical F1"``, their means over the
+        fields. All are fractions in [0, 1], NaN when N = 0.
 
     Raises:
         ValueError: if a label column's length differs from N, a requested
-            field is missing, or no field can be scored.
+            field is missing from ``labels`` or the vocabulary, or no field
+            can be scored.
         TypeError: if a prediction is not a string.
 
     Example:
         >>> vocabulary = {"modality": {"CT": ["ct"], "MRI": ["mri", "mr"]}}
-        >>> clinical_correctness(["axial ct", "brain mr"], {"modality": ["CT", "CT"]}, vocabulary=vocabulary)
-        {'modality accuracy': 0.5, 'modality F1': 0.6666666666666666, 'clinical accuracy': 0.5, 'clinical F1': 0.6666666666666666}
+        >>> scores = clinical_correctness(["axial ct", "brain mr"], {"modality": ["CT", "CT"]}, vocabulary=vocabulary)
+        >>> scores["modality accuracy"], round(scores["modality F1"], 3)
+        (0.5, 0.667)
     """
     vocabulary = _default_vocabulary(vocabulary)
     if isinstance(predictions, str) or not isinstance(predictions, Sequence):
         raise TypeError(f"predictions must be a sequence of strings, got {type(predictions).__name__}")
     truth = _label_columns(labels, vocabulary, fields, len(predictions))
-    matcher = _PhraseMatcher(vocabulary, list(truth))
+    matcher = CaptionLabelParser(vocabulary, fields=list(truth), weak_labels=weak_labels, absent_labels=absent_labels)
 
     parsed = [matcher.parse(prediction) for prediction in predictions]
     scores: dict[str, float] = {}
     for field, true_labels in truth.items():
-        predicted = [item[field] if item[field] is not None else UNPARSED_LABEL for item in parsed]
+        predicted = [UNPARSED_LABEL if item[field] is None else str(item[field]) for item in parsed]
         scores[f"{field} accuracy"] = _accuracy(true_labels, predicted)
         scores[f"{field} F1"] = _macro_f1(true_labels, predicted)
     scores["clinical accuracy"] = _mean([scores[f"{field} accuracy"] for field in truth])
@@ -405,12 +438,130 @@ def clinical_correctness(
     return scores
 
 
+class CaptionLabelParser:
+    """The parser of :func:`parse_caption_labels`, built once for many captions.
+
+    Args:
+        vocabulary: column -> label -> surface phrases (all columns are
+            matched, so that phrases of other columns block overlaps).
+        fields, weak_labels, absent_labels: as in :func:`parse_caption_labels`.
+
+    Raises:
+        TypeError: if ``vocabulary`` is not a mapping of mappings.
+        ValueError: if a requested field is not in the vocabulary.
+    """
+
+    def __init__(
+        self,
+        vocabulary: Mapping[str, Mapping[Any, Sequence[str]]],
+        *,
+        fields: Sequence[str] | None = None,
+        weak_labels: Mapping[str, Sequence[Any]] | None = None,
+        absent_labels: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.fields = _resolve_fields(vocabulary, fields)
+        weak_labels = DEFAULT_WEAK_LABELS if weak_labels is None else weak_labels
+        self.weak_labels = {field: set(values) for field, values in weak_labels.items()}
+        self.absent_labels = dict(DEFAULT_ABSENT_LABELS if absent_labels is None else absent_labels)
+
+        # phrase tokens -> [(field, label)], matched longest first.
+        targets: dict[tuple[str, ...], list[tuple[str, Any]]] = {}
+        for field, values in vocabulary.items():
+            if not isinstance(values, Mapping):
+                raise TypeError(f"vocabulary[{field!r}] must map label -> phrases, got {type(values).__name__}")
+            for label, surface_forms in values.items():
+                for surface in surface_forms:
+                    tokens = tuple(tokenize_caption(surface, keep_punctuation=True))
+                    if tokens and (field, label) not in targets.setdefault(tokens, []):
+                        targets[tokens].append((field, label))
+        self.phrases = sorted(targets.items(), key=lambda item: (-len(item[0]), -len(" ".join(item[0]))))
+        self.pre_cues = sorted((tuple(cue.split()) for cue in NEGATION_PRE_CUES), key=len, reverse=True)
+        self.post_cues = sorted((tuple(cue.split()) for cue in NEGATION_POST_CUES), key=len, reverse=True)
+
+    def parse(self, caption: str) -> dict[str, Any]:
+        """Return field -> label for one caption (see :func:`parse_caption_labels`)."""
+        tokens = tokenize_caption(caption, keep_punctuation=True)
+        mentions = self._mentions(tokens)
+        negated = self._negated_positions(tokens, mentions)
+
+        result: dict[str, Any] = {field: None for field in self.fields}
+        for start, end, targets in mentions:
+            for field, label in targets:
+                if field not in result:
+                    continue
+                weak = label in self.weak_labels.get(field, ())
+                if field in NEGATABLE_FIELDS and not weak and (start in negated or self._post_negated(tokens, end)):
+                    continue
+                current = result[field]
+                if current is None or (current in self.weak_labels.get(field, ()) and not weak):
+                    result[field] = label
+        for field in self.fields:
+            if result[field] is None and field in self.absent_labels:
+                result[field] = self.absent_labels[field]
+        return result
+
+    def _mentions(self, tokens: list[str]) -> list[tuple[int, int, list[tuple[str, Any]]]]:
+        taken = [False] * len(tokens)
+        mentions = []
+        for phrase, targets in self.phrases:
+            size = len(phrase)
+            for start in range(len(tokens) - size + 1):
+                if any(taken[start : start + size]) or not _phrase_at(tokens, start, phrase):
+                    continue
+                taken[start : start + size] = [True] * size
+                mentions.append((start, start + size, targets))
+        return sorted(mentions, key=lambda mention: mention[0])
+
+    def _negated_positions(self, tokens: list[str], mentions: list[tuple[int, int, Any]]) -> set[int]:
+        inside_phrase = set()
+        for start, end, _ in mentions:
+            inside_phrase.update(range(start, end))
+
+        negated: set[int] = set()
+        position = 0
+        while position < len(tokens):
+            cue = None if position in inside_phrase else _cue_at(tokens, position, self.pre_cues)
+            if cue is None:
+                position += 1
+                continue
+            scope_start = position + cue
+            for offset in range(scope_start, min(len(tokens), scope_start + NEGATION_WINDOW)):
+                if tokens[offset] in NEGATION_TERMINATORS:
+                    break
+                negated.add(offset)
+            position = scope_start
+        return negated
+
+    def _post_negated(self, tokens: list[str], end: int) -> bool:
+        for offset in range(end, min(len(tokens), end + 3)):
+            if tokens[offset] in NEGATION_TERMINATORS:
+                return False
+            if _cue_at(tokens, offset, self.post_cues) is not None:
+                return True
+        return False
+
+
+def _phrase_at(tokens: list[str], start: int, phrase: tuple[str, ...]) -> bool:
+    last = len(phrase) - 1
+    if tuple(tokens[start : start + last]) != phrase[:last]:
+        return False
+    word = tokens[start + last]
+    return word == phrase[last] or word in (phrase[last] + "s", phrase[last] + "es")
+
+
+def _cue_at(tokens: list[str], position: int, cues: list[tuple[str, ...]]) -> int | None:
+    for cue in cues:
+        if tuple(tokens[position : position + len(cue)]) == cue:
+            return len(cue)
+    return None
+
+
 def _default_vocabulary(
-    vocabulary: Mapping[str, Mapping[str, Sequence[str]]] | None,
-) -> Mapping[str, Mapping[str, Sequence[str]]]:
+    vocabulary: Mapping[str, Mapping[Any, Sequence[str]]] | None,
+) -> Mapping[str, Mapping[Any, Sequence[str]]]:
     if vocabulary is not None:
         if not isinstance(vocabulary, Mapping):
-            raise TypeError(f"vocabulary must map field -> label -> phrases, got {type(vocabulary).__name__}")
+            raise TypeError(f"vocabulary must map column -> label -> phrases, got {type(vocabulary).__name__}")
         return vocabulary
     from medgap_utils.data import PHANTOM_VOCABULARY
 
@@ -434,7 +585,10 @@ def _label_columns(
     fields: Sequence[str] | None,
     count: int,
 ) -> dict[str, list[str]]:
-    available = list(getattr(labels, "column_names", None) or getattr(labels, "keys", lambda: [])())
+    column_names = getattr(labels, "column_names", None)
+    if column_names is None and not isinstance(labels, Mapping):
+        raise TypeError(f"labels must be a dict of label sequences or a datasets.Dataset, got {type(labels).__name__}")
+    available = list(column_names if column_names is not None else labels.keys())
     if fields is None:
         fields = [field for field in CLINICAL_FIELDS if field in available and field in vocabulary]
         if not fields:
@@ -471,95 +625,8 @@ def _macro_f1(truth: Sequence[str], predicted: Sequence[str]) -> float:
         return math.nan
     from sklearn.metrics import f1_score
 
-    labels = sorted(set(truth))
-    return float(f1_score(truth, predicted, labels=labels, average="macro", zero_division=0.0))
+    return float(f1_score(truth, predicted, labels=sorted(set(truth)), average="macro", zero_division=0.0))
 
 
 def _mean(values: Sequence[float]) -> float:
     return sum(values) / len(values) if values else math.nan
-
-
-class _PhraseMatcher:
-    """Longest-first phrase matching over tokens, with NegEx-style negation scopes."""
-
-    def __init__(self, vocabulary: Mapping[str, Mapping[str, Sequence[str]]], fields: Sequence[str]) -> None:
-        self.fields = list(fields)
-        # (tokens, field, label), longest first; ties keep vocabulary order.
-        phrases = []
-        for field in self.fields:
-            for label, surface_forms in vocabulary[field].items():
-                for surface in surface_forms:
-                    tokens = tuple(tokenize_caption(surface, keep_punctuation=True))
-                    if tokens:
-                        phrases.append((tokens, field, str(label)))
-        phrases.sort(key=lambda item: -len(item[0]))
-        self.phrases = phrases
-        self.pre_cues = sorted((tuple(cue.split()) for cue in NEGATION_PRE_CUES), key=len, reverse=True)
-        self.post_cues = sorted((tuple(cue.split()) for cue in NEGATION_POST_CUES), key=len, reverse=True)
-
-    def parse(self, caption: str) -> dict[str, str | None]:
-        tokens = tokenize_caption(caption, keep_punctuation=True)
-        mentions = self._mentions(tokens)
-        negated = self._negated_positions(tokens, mentions)
-
-        result: dict[str, str | None] = {field: None for field in self.fields}
-        for start, end, field, label in sorted(mentions):
-            if result[field] is not None:
-                continue
-            if field in NEGATABLE_FIELDS and (start in negated or self._post_negated(tokens, end)):
-                continue
-            result[field] = label
-        return result
-
-    def _mentions(self, tokens: list[str]) -> list[tuple[int, int, str, str]]:
-        # Each token belongs to at most one mention per field; fields are
-        # matched independently because one phrase may name two fields
-        # ("cxr" is a modality and an anatomy).
-        mentions = []
-        for field in self.fields:
-            taken = [False] * len(tokens)
-            for phrase, phrase_field, label in self.phrases:
-                if phrase_field != field:
-                    continue
-                size = len(phrase)
-                for start in range(len(tokens) - size + 1):
-                    if tuple(tokens[start : start + size]) == phrase and not any(taken[start : start + size]):
-                        taken[start : start + size] = [True] * size
-                        mentions.append((start, start + size, field, label))
-        return mentions
-
-    def _negated_positions(self, tokens: list[str], mentions: list[tuple[int, int, str, str]]) -> set[int]:
-        # Tokens inside a matched phrase are not cues ("no acute abnormality").
-        inside_phrase = set()
-        for start, end, _, _ in mentions:
-            inside_phrase.update(range(start, end))
-
-        negated: set[int] = set()
-        position = 0
-        while position < len(tokens):
-            cue = self._cue_at(tokens, position, self.pre_cues)
-            if cue is None or position in inside_phrase:
-                position += 1
-                continue
-            scope_start = position + cue
-            for offset in range(scope_start, min(len(tokens), scope_start + NEGATION_WINDOW)):
-                if tokens[offset] in NEGATION_TERMINATORS:
-                    break
-                negated.add(offset)
-            position = scope_start
-        return negated
-
-    def _post_negated(self, tokens: list[str], end: int) -> bool:
-        for offset in range(end, min(len(tokens), end + 3)):
-            if tokens[offset] in NEGATION_TERMINATORS:
-                return False
-            if self._cue_at(tokens, offset, self.post_cues) is not None:
-                return True
-        return False
-
-    @staticmethod
-    def _cue_at(tokens: list[str], position: int, cues: list[tuple[str, ...]]) -> int | None:
-        for cue in cues:
-            if tuple(tokens[position : position + len(cue)]) == cue:
-                return len(cue)
-        return None
