@@ -2,9 +2,9 @@
 
 Overlap metrics come from pycocoevalcap's scorers, fed with captions tokenized
 by :func:`tokenize_caption`. That tokenizer replaces the PTB tokenizer of the
-COCO evaluation, which needs Java and a Stanford jar: it lowercases, keeps
+COCO evaluation, which needs Java and a Stanford jar. It lowercases and keeps
 runs of letters and digits joined by internal hyphens, apostrophes or decimal
-points as one token ("x-ray", "t2-weighted", "12.5"), and drops punctuation,
+points as one token ("x-ray", "t2-weighted", "12.5"). It drops punctuation,
 as the COCO pipeline drops it after PTB tokenization.
 
 Two facts about the scorers change how numbers compare across tables:
@@ -136,8 +136,8 @@ def caption_metrics(
         references: N references, each one string or a non-empty sequence of
             strings (several references of the same image).
         meteor: ``"auto"`` runs METEOR when Java is found and the bundled jar
-            runs, and otherwise skips it with a logged warning; ``True``
-            requires it (raises when it cannot run); ``False`` skips it. A
+            runs, and otherwise skips it with a logged warning. ``True``
+            requires it and raises when it cannot run. ``False`` skips it. A
             :class:`MeteorScorer` from :func:`meteor_scorer` is used as is,
             which saves the ~7 s start of the Java process when scoring many
             sets.
@@ -330,9 +330,9 @@ def parse_caption_labels(
 
     Surface phrases of every column of the vocabulary are matched on whole
     tokens of :func:`tokenize_caption` (punctuation kept), longest phrase
-    first and without overlaps, so "pleural effusion" wins over "effusion"
-    and the side word inside a location ("right hepatic lobe") is not read as
-    a side. The last word of a phrase may carry a plural "s" or "es". A
+    first and without overlaps. So "pleural effusion" wins over "effusion",
+    and the side word inside a location ("right hepatic lobe") is not read
+    as a side. The last word of a phrase may carry a plural "s" or "es". A
     phrase may name several columns ("CXR" is a modality and an anatomy).
 
     A mention of a finding or a side does not count inside a negation scope,
@@ -403,11 +403,11 @@ def clinical_correctness(
         weak_labels, absent_labels: as in :func:`parse_caption_labels`.
 
     Returns:
-        ``"<field> accuracy"`` (fraction of captions whose parsed label equals
-        the truth) and ``"<field> F1"`` (macro F1 over the labels that occur
-        in the truth; a label never predicted has F1 0) for each field, then
-        ``"clinical accuracy"`` and ``"clinical F1"``, their means over the
-        fields. All are fractions in [0, 1], NaN when N = 0.
+        For each field, ``"<field> accuracy"`` is the fraction of captions
+        whose parsed label equals the truth, and ``"<field> F1"`` the macro F1
+        over the labels that occur in the truth (a label never predicted has
+        F1 0). ``"clinical accuracy"`` and ``"clinical F1"`` are their means
+        over the fields. All are fractions in [0, 1], NaN when N = 0.
 
     Raises:
         ValueError: if a label column's length differs from N, a requested
@@ -501,14 +501,14 @@ class CaptionLabelParser:
         return result
 
     def _mentions(self, tokens: list[str]) -> list[tuple[int, int, list[tuple[str, Any]]]]:
-        taken = [False] * len(tokens)
+        matched = [False] * len(tokens)
         mentions = []
         for phrase, targets in self.phrases:
             size = len(phrase)
             for start in range(len(tokens) - size + 1):
-                if any(taken[start : start + size]) or not _phrase_at(tokens, start, phrase):
+                if any(matched[start : start + size]) or not _phrase_at(tokens, start, phrase):
                     continue
-                taken[start : start + size] = [True] * size
+                matched[start : start + size] = [True] * size
                 mentions.append((start, start + size, targets))
         return sorted(mentions, key=lambda mention: mention[0])
 
