@@ -22,6 +22,7 @@ Modules: :mod:`.geometry` (gap, angles, cone, uniformity),
 """
 
 from ._validation import NORM_TOLERANCE, check_embeddings
+from .captions import caption_metrics, clinical_correctness, parse_caption_labels, tokenize_caption
 from .geometry import (
     alignment,
     centroid_uniformity,
