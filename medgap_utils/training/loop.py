@@ -14,12 +14,13 @@ cached result when it exists and otherwise trains (resuming a partial run).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,11 +49,12 @@ class TrainingResult:
     Attributes:
         config: the experiment config.
         model: the trained :class:`~medgap_utils.models.DualEncoder` (CPU, eval mode).
-        history: one dict per epoch (epoch 0 is before training): ``epoch``,
-            ``train_loss`` and ``train_loss_<term>`` (None at epoch 0),
-            ``weight_atp``, ``weight_cu``, ``temperature``, ``lr``, ``seconds`` (wall
-            time of the training pass), ``cpu_seconds`` (CPU time of this process,
-            all threads) and the validation metrics of ``gap_summary`` prefixed ``val_``.
+        history: one dict per epoch, where epoch 0 is before training. Keys:
+            ``epoch``, ``train_loss`` and ``train_loss_<term>`` (None at epoch 0),
+            ``weight_atp``, ``weight_cu``, ``temperature``, ``lr``, ``seconds``
+            (wall time of the training pass), ``cpu_seconds`` (CPU time of this
+            process over all threads), and the ``gap_summary`` validation metrics
+            prefixed ``val_``.
         snapshots: per epoch (0 included), ``dict(epoch, image_embeddings, text_embeddings)``
             with (K, D) float32 arrays for the first K validation pairs.
         checkpoint_path: the checkpoint directory.
@@ -398,6 +400,29 @@ def fit(
         else:
             saved = load_checkpoint(checkpoint, map_location=context.device)
 
+    if config.train.mode == "heads_only" and context.device.type == "cpu":
+        if config.backbone is not None and saved is None:
+            load_or_fit(config.backbone, corpus=corpus, progress=progress)  # trains with every thread
+        # Heads-only steps are small matrix products, where a second OpenMP
+        # thread costs more than it saves and, on a busy machine, slows steps down
+        # by an order of magnitude (spin-waiting).
+        with _torch_threads(1):
+            return _fit(config, context, corpus, features, progress, callbacks, checkpoint, saved)
+    return _fit(config, context, corpus, features, progress, callbacks, checkpoint, saved)
+
+
+@contextlib.contextmanager
+def _torch_threads(count: int) -> Iterator[None]:
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _fit(config: ExperimentConfig, context: DistributedContext, corpus: Any, features: Any, progress: bool,
+         callbacks: Sequence[Callable[[dict[str, Any]], None]], checkpoint: Path, saved: Any) -> TrainingResult:
     run = _Run(config, context, corpus, features, progress)
     if saved is not None:
         run.restore(*saved)
