@@ -49,7 +49,7 @@ LABELS = {
 }
 
 # Small enough to overfit six captions in about a second on one CPU thread.
-TINY = DecoderConfig(width=32, layers=1, heads=2, prefix_length=2, max_length=16, dropout=0.0,
+TINY = DecoderConfig(min_steps=1, width=32, layers=1, heads=2, prefix_length=2, max_length=16, dropout=0.0,
                      epochs=100, batch_size=2, learning_rate=5e-3)
 
 
@@ -170,7 +170,7 @@ def test_generation_rejects_unnormalized(overfit_captioner):
 
 
 def test_training_is_deterministic():
-    config = DecoderConfig(width=16, layers=1, heads=2, epochs=2, batch_size=4, max_length=16)
+    config = DecoderConfig(min_steps=1, width=16, layers=1, heads=2, epochs=2, batch_size=4, max_length=16)
     runs = [train_captioner(unit_rows(6), CAPTIONS, config=config, seed=seed, cache=False, progress=False)
             for seed in (0, 0, 1)]
     assert runs[0].losses == runs[1].losses
@@ -179,7 +179,7 @@ def test_training_is_deterministic():
 
 
 def test_training_leaves_global_state_alone():
-    config = DecoderConfig(width=16, layers=1, heads=2, epochs=1, batch_size=4, max_length=16)
+    config = DecoderConfig(min_steps=1, width=16, layers=1, heads=2, epochs=1, batch_size=4, max_length=16)
     threads = torch.get_num_threads()
     torch.manual_seed(123)
     expected = torch.rand(3)
@@ -190,7 +190,7 @@ def test_training_leaves_global_state_alone():
 
 
 def test_noise_changes_training():
-    config = DecoderConfig(width=16, layers=1, heads=2, epochs=2, batch_size=4, max_length=16, dropout=0.0)
+    config = DecoderConfig(min_steps=1, width=16, layers=1, heads=2, epochs=2, batch_size=4, max_length=16, dropout=0.0)
     clean = train_captioner(unit_rows(6), CAPTIONS, config=config, cache=False, progress=False)
     noisy = train_captioner(unit_rows(6), CAPTIONS, config=config, noise_std=0.5, cache=False, progress=False)
     assert clean.losses != noisy.losses
@@ -217,7 +217,7 @@ def test_config_rejects_heads_not_dividing_width():
 
 
 def test_decoder_logits_shape():
-    decoder = CaptionDecoder(16, 20, DecoderConfig(width=16, heads=2, prefix_length=3, max_length=8))
+    decoder = CaptionDecoder(16, 20, DecoderConfig(min_steps=1, width=16, heads=2, prefix_length=3, max_length=8))
     logits = decoder(unit_rows(4), torch.zeros(4, 5, dtype=torch.long))
     assert logits.shape == (4, 6, 20)
 
@@ -235,7 +235,7 @@ def test_save_and_load_roundtrip(overfit_captioner, tmp_path):
 
 
 def test_train_captioner_reuses_cache():
-    config = DecoderConfig(width=16, layers=1, heads=2, epochs=1, batch_size=4, max_length=16)
+    config = DecoderConfig(min_steps=1, width=16, layers=1, heads=2, epochs=1, batch_size=4, max_length=16)
     first = train_captioner(unit_rows(6), CAPTIONS, config=config, progress=False)
     second = train_captioner(unit_rows(6), CAPTIONS, config=config, progress=False)
     assert not math.isnan(first.train_seconds)
@@ -263,7 +263,7 @@ def test_evaluate_captioning_reports_metrics():
 
 def test_evaluate_captioning_is_cached():
     embeddings = unit_rows(len(CAPTIONS))
-    config = DecoderConfig(width=16, layers=1, heads=2, epochs=1, batch_size=4, max_length=16)
+    config = DecoderConfig(min_steps=1, width=16, layers=1, heads=2, epochs=1, batch_size=4, max_length=16)
     first = evaluate_captioning(embeddings, CAPTIONS, embeddings, CAPTIONS, config=config, meteor=False, progress=False)
     second = evaluate_captioning(embeddings, CAPTIONS, embeddings, CAPTIONS, config=config, meteor=False, progress=False)
     assert second == first
@@ -320,7 +320,7 @@ def small_runs() -> dict[str, list[EmbeddingRun]]:
     return runs
 
 
-QUICK = DecoderConfig(width=16, layers=1, heads=2, epochs=2, batch_size=4, max_length=12)
+QUICK = DecoderConfig(min_steps=1, width=16, layers=1, heads=2, epochs=2, batch_size=4, max_length=12)
 
 
 def test_benchmark_table_has_mean_and_std():
@@ -369,3 +369,10 @@ def test_captioning_row_columns():
                          config=QUICK, meteor=False, vocabulary=VOCABULARY, progress=False)
     assert set(row) == {f"{setting}: {metric}" for setting in ("supervised", "text-only")
                         for metric in ("BLEU-4", "ROUGE-L", "CIDEr", "clinical accuracy", "clinical F1")}
+
+
+def test_small_corpus_trains_min_steps():
+    config = DecoderConfig(width=16, layers=1, heads=2, epochs=1, min_steps=6, batch_size=4, max_length=16)
+    captioner = train_captioner(unit_rows(6), CAPTIONS, config=config, cache=False, progress=False)
+    # Two steps per epoch, so three epochs reach six steps.
+    assert len(captioner.losses) == 3

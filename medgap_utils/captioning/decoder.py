@@ -29,7 +29,11 @@ class DecoderConfig:
         max_length: maximum caption length in tokens, ``<eos>`` included, in
             training (longer captions are truncated) and generation.
         dropout: dropout in the blocks and on the prefix.
-        epochs: passes over the training captions.
+        epochs: passes over the training captions, raised when needed to
+            reach ``min_steps``.
+        min_steps: fewest optimizer steps. A small corpus gets more epochs,
+            because a decoder trained for fewer steps repeats frequent words
+            ("the the the") whatever the corpus size.
         batch_size: captions per optimizer step.
         learning_rate: peak AdamW learning rate, reached after a linear
             warm-up over the first 5 % of steps and decayed by a cosine to 0.
@@ -46,14 +50,18 @@ class DecoderConfig:
     max_length: int = 40
     dropout: float = 0.1
     epochs: int = 6
-    batch_size: int = 64
+    min_steps: int = 600
+    batch_size: int = 32
     learning_rate: float = 1e-3
     weight_decay: float = 0.01
     min_word_frequency: int = 1
     max_vocabulary_size: int | None = None
 
     def __post_init__(self) -> None:
-        positive = ("width", "layers", "heads", "prefix_length", "max_length", "epochs", "batch_size", "min_word_frequency")
+        positive = (
+            "width", "layers", "heads", "prefix_length", "max_length", "epochs", "min_steps", "batch_size",
+            "min_word_frequency",
+        )
         for name in positive:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:

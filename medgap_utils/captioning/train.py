@@ -36,7 +36,7 @@ LOGGER = logging.getLogger(__name__)
 CAPDEC_NOISE_STD = math.sqrt(0.016)
 
 # Bump when training or the saved format changes, so old cached decoders are not reused.
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 @dataclasses.dataclass
@@ -233,6 +233,7 @@ def train_captioner(
             return Captioner.load(path, map_location=device)
 
     started = time.perf_counter()
+    # NOTE: only the CPU path has run in tests; training on CUDA is untested.
     with cpu_threads(num_threads), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
         captioner = _fit(embeddings, captions, config=config, noise_std=noise_std, seed=seed, device=device, progress=progress)
@@ -338,14 +339,15 @@ def _fit(
     decoder = CaptionDecoder(embeddings.shape[1], len(tokenizer), config).to(device)
     optimizer = torch.optim.AdamW(decoder.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     steps_per_epoch = math.ceil(len(captions) / config.batch_size)
-    total_steps = steps_per_epoch * config.epochs
+    epochs = max(config.epochs, math.ceil(config.min_steps / steps_per_epoch))
+    total_steps = steps_per_epoch * epochs
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_cosine(total_steps))
     loss_function = torch.nn.CrossEntropyLoss(ignore_index=tokenizer.pad_id)
     generator = torch.Generator().manual_seed(seed)
 
     losses = []
     decoder.train()
-    for _ in tqdm(range(config.epochs), desc="training captioner", disable=not progress, leave=False):
+    for _ in tqdm(range(epochs), desc="training captioner", disable=not progress, leave=False):
         order = torch.randperm(len(captions), generator=generator).to(device)
         epoch_loss, epoch_tokens = 0.0, 0
         for start in range(0, len(captions), config.batch_size):
