@@ -31,7 +31,7 @@ class DecoderConfig:
         dropout: dropout in the blocks and on the prefix.
         epochs: passes over the training captions, raised when needed to
             reach ``min_steps``.
-        min_steps: fewest optimizer steps. A small corpus gets more epochs,
+        min_steps: minimum number of optimizer steps. A small corpus gets more epochs,
             because a decoder trained for fewer steps repeats frequent words
             ("the the the") whatever the corpus size.
         batch_size: captions per optimizer step.

@@ -91,8 +91,8 @@ class Captioner:
 
         Raises:
             ValueError: if ``embeddings`` is not (N, D) with this D, contains
-                NaN or infinity, or is not L2-normalized; or if ``beam_size``
-                or ``max_length`` is not positive.
+                NaN or infinity, or is not L2-normalized. Also if
+                ``beam_size`` or ``max_length`` is not positive.
             TypeError: if ``embeddings`` is not a tensor or array.
         """
         embeddings = check_matrix(embeddings, "embeddings")
@@ -199,9 +199,9 @@ def train_captioner(
         seed: seeds initialization, shuffling, dropout and noise.
         device: where to train; defaults to CUDA when available, else CPU.
         num_threads: torch CPU threads during training, restored afterwards;
-            None keeps torch's setting. One by default because the default
-            model's matrices are too small to gain from more, and on a
-            loaded 2-core machine two threads made training about 9 times
+            None keeps torch's setting. The default is one because the
+            default model's matrices are too small to gain from more. On a
+            loaded 2-core machine, two threads made training about 9 times
             slower in CPU time than one (89 s against 10 s for 5 epochs on
             4,096 captions).
         cache: reuse and store the trained captioner under
