@@ -63,7 +63,7 @@ LOWER_IS_BETTER = {"modality_gap", "true_pair_angle", "modality_split_rate"}
 
 @dataclasses.dataclass(frozen=True)
 class BenchmarkConfig:
-    """What the benchmark trains and how it evaluates.
+    """Settings of one benchmark: the methods it trains and how it evaluates them.
 
     Attributes:
         profile: run-time profile name (sizes, epochs).

@@ -192,7 +192,7 @@ def _check_positive(field: str, value: Any, *, integer: bool = False, allow_zero
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
-    """Which corpus to train on and at what size.
+    """The training corpus and its size.
 
     Attributes:
         corpus: one of ``CORPUS_NAMES``.
@@ -456,8 +456,8 @@ def experiment_config(
         profile: a profile or its name (default: :func:`get_profile`).
         mode: one of ``TRAINING_MODES``.
         seed: training seed.
-        backbone_overrides: dotted field changes of the backbone run; the
-            ``data.*`` and ``model.preset`` overrides reach it anyway, since
+        backbone_overrides: dotted field changes of the backbone run. The
+            ``data.*`` and ``model.preset`` overrides reach it anyway, because
             a backbone must match the data and towers of the run it serves.
         overrides: dotted field changes, e.g. ``**{"train.epochs": 2}``.
 

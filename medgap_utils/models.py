@@ -245,8 +245,8 @@ def _build_biomedclip(config: ModelConfig, temperature: float, learn_temperature
 
 def _build_paper(config: ModelConfig, temperature: float, learn_temperature: bool,
                  hub_cache_dir: str | os.PathLike | None) -> DualEncoder:
-    # NOTE: this path needs about 4 GB of weights from the Hugging Face Hub and
-    # was only exercised offline (where it raises); its shapes follow open_clip 3.3.
+    # NOTE: this path needs several GB of weights from the Hugging Face Hub. It
+    # was only run offline, where it raises, so the shapes below are untested.
     import open_clip
     from open_clip.hf_model import HFTextEncoder
     from open_clip.tokenizer import HFTokenizer

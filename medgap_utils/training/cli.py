@@ -82,7 +82,13 @@ def run_train(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise SystemExit(f"error: {error}") from None
     context = init_distributed()
-    result = fit(config, resume=not args.restart, progress=not args.no_progress)
+    try:
+        result = fit(config, resume=not args.restart, progress=not args.no_progress)
+    finally:
+        if context.enabled:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
     if not context.is_main:
         return 0
 
