@@ -18,6 +18,7 @@ from medgap_utils.data.hub import (
     load_image_caption_dataset,
     load_iu_xray,
     load_roco,
+    write_roco_parquet,
 )
 
 
@@ -29,15 +30,6 @@ def _jpeg(value: int) -> bytes:
 
 CORRUPT = b"\xff\xd8\xff\xe0 truncated jpeg"
 
-ROCO_FEATURES = datasets.Features({
-    "image": datasets.Image(),
-    "image_id": datasets.Value("string"),
-    "caption": datasets.Value("string"),
-    "cui": datasets.List(datasets.Value("string")),
-})
-ROCO_V1_FEATURES = datasets.Features({
-    "image": datasets.Image(), "image_id": datasets.Value("string"), "caption": datasets.Value("string"),
-})
 IU_FEATURES = datasets.Features({
     "uid": datasets.Value("int64"), "MeSH": datasets.Value("string"), "Problems": datasets.Value("string"),
     "image": datasets.Value("string"), "indication": datasets.Value("string"),
@@ -66,8 +58,7 @@ def roco_files(tmp_path_factory):
     folder = tmp_path_factory.mktemp("rocov2")
     files = {}
     for split in ("train", "validation", "test"):
-        path = folder / f"{split}-00000-of-00001.parquet"
-        datasets.Dataset.from_dict(_roco_rows(split), features=ROCO_FEATURES).to_parquet(str(path))
+        path = write_roco_parquet(_roco_rows(split), folder / f"{split}-00000-of-00001.parquet")
         files[split] = str(path)
     return files
 
@@ -75,8 +66,7 @@ def roco_files(tmp_path_factory):
 @pytest.fixture(scope="module")
 def roco_v1_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("roco") / "train.parquet"
-    datasets.Dataset.from_dict(_roco_rows("train", with_cui=False), features=ROCO_V1_FEATURES).to_parquet(str(path))
-    return str(path)
+    return str(write_roco_parquet(_roco_rows("train", with_cui=False), path, with_cui=False))
 
 
 @pytest.fixture(scope="module")
@@ -245,3 +235,51 @@ def test_iu_xray_streaming(iu_file):
     rows = list(stream)
     assert [row["image_id"] for row in rows] == ["1_frontal", "1_lateral", "2_frontal"]
     assert all(isinstance(row["image"], Image.Image) for row in rows)
+
+
+def test_write_roco_parquet_keeps_hub_schema(roco_files):
+    raw = datasets.load_dataset("parquet", data_files=roco_files["train"], split="train")
+    assert raw.features == datasets.Features({
+        "image": datasets.Image(), "image_id": datasets.Value("string"), "caption": datasets.Value("string"),
+        "cui": datasets.List(datasets.Value("string")),
+    })
+    assert raw.cast_column("image", datasets.Image(decode=False))[2]["image"]["bytes"] == CORRUPT
+
+
+def test_write_roco_parquet_rejects_wrong_columns(tmp_path):
+    rows = _roco_rows("train", with_cui=False)
+    with pytest.raises(ValueError, match="with_cui=False"):
+        write_roco_parquet(rows, tmp_path / "v2.parquet")
+    with pytest.raises(ValueError, match="equal length"):
+        write_roco_parquet({**rows, "caption": rows["caption"][:2]}, tmp_path / "v1.parquet", with_cui=False)
+
+
+OFFLINE_AFTER_IMPORT_SCRIPT = """
+import os, socket, time
+attempts = []
+def refuse(*args, **kwargs):
+    attempts.append(args)
+    raise OSError("network disabled by the test")
+socket.create_connection = refuse
+socket.socket.connect = refuse
+from medgap_utils.data.hub import HubUnavailableError, load_roco
+os.environ["HF_HUB_OFFLINE"] = "1"
+started = time.perf_counter()
+try:
+    load_roco("mini")
+except HubUnavailableError as error:
+    print("RAISED:", error)
+print("SECONDS:", time.perf_counter() - started)
+print("ATTEMPTS:", len(attempts))
+"""
+
+
+def test_offline_set_after_import_opens_no_connection(tmp_path):
+    """HF_HUB_OFFLINE set in a running notebook must stop datasets from trying the network."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("HF_")}
+    env.update(HF_HOME=str(tmp_path / "hf"), HF_DATASETS_CACHE=str(tmp_path / "hf-datasets"))
+    result = subprocess.run([sys.executable, "-c", OFFLINE_AFTER_IMPORT_SCRIPT], env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert "RAISED:" in result.stdout, result.stderr[-2000:]
+    assert "ATTEMPTS: 0" in result.stdout
+    assert "unsloth/Radiology_mini" in result.stdout

@@ -8,7 +8,14 @@ data came from.
 from .batching import CLIP_MEAN, CLIP_STD, default_num_workers, make_dataloader, make_image_transform
 from .captions import PHANTOM_VOCABULARY, caption_mentions, make_caption, parse_caption
 from .dicom import DICOM_FEATURES, load_dicom_slices
-from .hub import HubUnavailableError, load_image_caption_dataset, load_iu_xray, load_roco
+from .hub import (
+    ROCO_FEATURES,
+    HubUnavailableError,
+    load_image_caption_dataset,
+    load_iu_xray,
+    load_roco,
+    write_roco_parquet,
+)
 from .corpus import LABEL_COLUMNS, PHANTOM_FEATURES, load_phantom_corpus, phantom_corpus_path
 from .images import clean_caption, decode_image, drop_invalid_rows, to_rgb
 from .labels import ANATOMIES, FINDINGS, MODALITIES, all_groups, group_label
@@ -16,9 +23,9 @@ from .schema import CORPUS_FEATURES, validate_corpus
 
 __all__ = [
     "ANATOMIES", "CLIP_MEAN", "CLIP_STD", "CORPUS_FEATURES", "DICOM_FEATURES", "FINDINGS", "HubUnavailableError", "LABEL_COLUMNS", "MODALITIES",
-    "PHANTOM_FEATURES", "PHANTOM_VOCABULARY", "all_groups", "caption_mentions", "clean_caption",
+    "PHANTOM_FEATURES", "PHANTOM_VOCABULARY", "ROCO_FEATURES", "all_groups", "caption_mentions", "clean_caption",
     "decode_image", "default_num_workers", "drop_invalid_rows", "group_label", "load_dicom_slices",
     "load_image_caption_dataset", "load_iu_xray", "load_phantom_corpus", "load_roco",
     "make_caption", "make_dataloader", "make_image_transform", "parse_caption", "phantom_corpus_path",
-    "to_rgb", "validate_corpus",
+    "to_rgb", "validate_corpus", "write_roco_parquet",
 ]

@@ -16,11 +16,12 @@ TCP connection to the hub endpoint (``HF_ENDPOINT``) is tried first with a
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -41,6 +42,15 @@ IU_XRAY_HUB_ID = "ykumards/open-i"
 DEFAULT_ENDPOINT = "https://huggingface.co"
 PROBE_TIMEOUT_S = 3.0
 _TRUE = {"1", "true", "yes", "on"}
+
+#: ROCOv2's columns as its dataset card declares them. ROCO v1 has the same
+#: columns without ``cui`` (UMLS concept ids).
+ROCO_FEATURES = datasets.Features({
+    "image": datasets.Image(),
+    "image_id": datasets.Value("string"),
+    "caption": datasets.Value("string"),
+    "cui": datasets.List(datasets.Value("string")),
+})
 
 
 class HubUnavailableError(ConnectionError):
@@ -71,6 +81,24 @@ def _unavailable(name: str, reason: str) -> HubUnavailableError:
     )
 
 
+@contextlib.contextmanager
+def _offline_libraries() -> Iterator[None]:
+    """Make ``datasets`` and ``huggingface_hub`` honour ``HF_HUB_OFFLINE`` for the duration of a load.
+
+    Both libraries read the variable once, when they are imported. Without
+    this, setting it later (in a notebook cell) still lets them try the network
+    and retry for tens of seconds before failing.
+    """
+    import huggingface_hub.constants
+
+    saved = datasets.config.HF_HUB_OFFLINE, huggingface_hub.constants.HF_HUB_OFFLINE
+    datasets.config.HF_HUB_OFFLINE = huggingface_hub.constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        datasets.config.HF_HUB_OFFLINE, huggingface_hub.constants.HF_HUB_OFFLINE = saved
+
+
 def _load_raw(name_or_path, split, streaming, data_files, cache_dir):
     """Load from local files, a local folder, or the hub (after the offline checks)."""
     if data_files is not None:
@@ -84,7 +112,8 @@ def _load_raw(name_or_path, split, streaming, data_files, cache_dir):
         raise _unavailable(name_or_path, f"no connection to {os.environ.get('HF_ENDPOINT', DEFAULT_ENDPOINT)} "
                                          f"within {PROBE_TIMEOUT_S:g} s")
     try:
-        return datasets.load_dataset(name_or_path, split=split, streaming=streaming, cache_dir=cache_dir)
+        with _offline_libraries() if offline else contextlib.nullcontext():
+            return datasets.load_dataset(name_or_path, split=split, streaming=streaming, cache_dir=cache_dir)
     except (ConnectionError, OSError, ValueError) as error:
         if offline:
             raise _unavailable(name_or_path, f"HF_HUB_OFFLINE is set and the data is not cached ({error})") from error
@@ -287,6 +316,39 @@ def load_roco(
     columns = first.column_names if first.column_names is not None else list(first.features or {})
     keep = ("cui",) if keep_cui and "cui" in columns else ()
     return _to_common(raw, hub_id, "image", "caption", "image_id", keep, max_rows)
+
+
+def write_roco_parquet(rows: Mapping[str, Sequence], path: str | os.PathLike, *, with_cui: bool = True) -> Path:
+    """Write image-caption rows as a parquet file in ROCO's hub schema and return its path.
+
+    The file loads with ``load_roco(..., data_files=path)`` exactly as the hub
+    data would, so examples and tests run the loader offline.
+
+    Args:
+        rows: column lists ``image`` (PIL images, encoded bytes, or
+            ``{"bytes", "path"}`` dicts; invalid bytes stay invalid, which
+            tests the loader's cleaning), ``image_id`` and ``caption``, plus
+            ``cui`` (lists of strings) when ``with_cui`` is true.
+        path: the ``.parquet`` file to write; its folder is created.
+        with_cui: write ROCOv2's schema (:data:`ROCO_FEATURES`), or ROCO v1's, without ``cui``.
+
+    Raises:
+        ValueError: a column is missing or extra, or the columns differ in length.
+    """
+    features = ROCO_FEATURES if with_cui else datasets.Features(
+        {name: feature for name, feature in ROCO_FEATURES.items() if name != "cui"})
+    if set(rows) != set(features):
+        raise ValueError(f"rows must have exactly the columns {sorted(features)}, got {sorted(rows)}. "
+                         "Pass with_cui=False for ROCO v1's schema, which has no 'cui' column.")
+    lengths = {name: len(values) for name, values in rows.items()}
+    if len(set(lengths.values())) != 1:
+        raise ValueError(f"rows must have columns of equal length, got {lengths}.")
+    columns = {name: list(values) for name, values in rows.items()}
+    columns["image"] = [_image_cell(value) for value in columns["image"]]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    datasets.Dataset.from_dict(columns, features=features).to_parquet(str(path))
+    return path
 
 
 def load_iu_xray(
