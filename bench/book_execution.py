@@ -1,10 +1,10 @@
 """Book execution: wall time of every chapter in the ``ci`` and ``cpu`` profiles.
 
 Each profile starts from an empty artifact cache (a fresh ``MEDGAP_CACHE``)
-and executes the chapter notebooks of ``_toc.yml`` in order with nbclient,
-each in a new kernel whose working directory is the notebook's folder, with
-the environment that ``scripts/build_book.py`` sets (``MEDGAP_PROFILE``,
-``PLOTLY_RENDERER=plotly_mimetype``, ``PYTHONHASHSEED=0``). A later chapter
+and executes the chapter notebooks of ``_toc.yml`` in order with nbclient.
+Each notebook gets a new kernel whose working directory is the notebook's
+folder. The kernels get the environment that ``scripts/build_book.py`` sets
+(``MEDGAP_PROFILE``, ``PLOTLY_RENDERER=plotly_mimetype``, ``PYTHONHASHSEED=0``). A later chapter
 therefore reuses what earlier ones trained, as in a fresh build of the book.
 The time of a chapter includes starting its kernel. A chapter that fails is
 recorded with its error, and the run goes on with the next one.
@@ -25,6 +25,8 @@ from pathlib import Path
 import harness
 
 NAME = "book_execution"
+# The benchmark page only reads the recorded results, this script's among them, so it is not timed.
+SKIPPED_CHAPTERS = ("book/benchmarks",)
 # Seconds per cell, as in _config.yml: the longest cells train a model in the cpu profile.
 CELL_TIMEOUT = 1200
 # The cpu profile's sizes are chosen so that the whole book executes in about 20 minutes on 2 cores.
@@ -32,7 +34,7 @@ CPU_BOOK_BUDGET_SECONDS = 20 * 60
 
 
 def toc_notebooks() -> list[Path]:
-    """Return the chapter notebooks named in ``_toc.yml``, in reading order (Markdown pages are skipped)."""
+    """Return the chapter notebooks named in ``_toc.yml`` in reading order, without Markdown pages and the benchmark page."""
     import yaml
 
     toc = yaml.safe_load((harness.ROOT / "_toc.yml").read_text(encoding="utf-8"))
@@ -41,7 +43,8 @@ def toc_notebooks() -> list[Path]:
         for chapter in part.get("chapters", []):
             names.append(chapter["file"])
             names.extend(section["file"] for section in chapter.get("sections", []))
-    return [harness.ROOT / f"{name}.ipynb" for name in names if (harness.ROOT / f"{name}.ipynb").is_file()]
+    return [harness.ROOT / f"{name}.ipynb" for name in names
+            if name not in SKIPPED_CHAPTERS and (harness.ROOT / f"{name}.ipynb").is_file()]
 
 
 def execute(path: Path) -> dict:

@@ -121,9 +121,9 @@ class PeakMemory:
 
     Linux keeps a process's peak resident set size (``VmHWM``) and resets it
     to the current size when ``5`` is written to ``/proc/self/clear_refs``,
-    so the peak of one block is measured in the running process. torch's CPU
-    allocator returns large blocks to the OS, which is why this, and not
-    ``tracemalloc``, sees tensor memory.
+    so the peak of one block is measured in the running process. Tensor
+    memory counts here, unlike in ``tracemalloc``, which traces only
+    Python's own allocator and not torch's C allocations.
 
     Attributes:
         extra_bytes: the peak minus the resident size at entry (None where

@@ -4,9 +4,9 @@
   encodes them as PNG and writes their captions; pairs per second.
 - Loading: one epoch of ``make_dataloader`` over the training split with the
   CPU preset's transform and tokenizer (PNG decoding, resizing, normalizing,
-  tokenizing, collating), with no worker process (the default on up to 2
-  cores) and with one; pairs per second. Its two parts, the image transform
-  and the tokenizer, are also timed alone.
+  tokenizing, collating); pairs per second. It runs with no worker process,
+  the default on up to 2 cores, and with one. Its two parts, the image
+  transform and the tokenizer, are also timed alone.
 - Consumption: training steps of the CPU preset (forward, loss, backward,
   AdamW) on batches already in memory; pairs per second.
 

@@ -23,7 +23,7 @@ def load_results(directory: str | Path) -> dict[str, dict[str, Any]]:
     """Return the result records in ``directory`` keyed by benchmark name, in page order.
 
     Raises:
-        FileNotFoundError: if ``directory`` holds no result file.
+        FileNotFoundError: if ``directory`` contains no result file.
     """
     directory = Path(directory)
     records = {}

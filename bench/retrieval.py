@@ -10,9 +10,9 @@ text embeddings (D = 512) both ways. Its time is compared with
   Both compute all N^2 scores, which retrieval must do, so they are its floor.
 
 Its peak extra resident memory is measured around the call. At one N
-(``--sort-size``), the ranks are compared with a straightforward
-implementation that sorts every row of the full score matrix with a stable
-sort, timed and checked for identical ranks under both tie rules, on Gaussian
+(``--sort-size``), a straightforward implementation sorts every row of the
+full score matrix with a stable sort. It is timed against the tiled ranks,
+and both must give identical ranks under both tie rules, on Gaussian
 embeddings and on embeddings whose scores tie exactly.
 
 Usage: python bench/retrieval.py [--tiny] [--sizes 10000 50000 100000]

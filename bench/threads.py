@@ -1,8 +1,8 @@
 """Thread settings under load: one training step of the CPU preset with one thread and with every core.
 
 torch runs CPU operators on an OpenMP thread team, one thread per usable
-core by default. The GNU OpenMP runtime that ships with torch makes waiting
-threads spin (``OMP_WAIT_POLICY=ACTIVE`` behaviour) before they sleep. When
+core by default. The GNU OpenMP runtime that ships with torch (``libgomp``) lets
+waiting threads spin for a while before they sleep. When
 other processes keep the cores busy, a spinning or descheduled team member
 delays every operator, which matters for the tiny towers: each step runs
 thousands of small operators. Each setting runs in a fresh process, because
