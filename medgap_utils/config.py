@@ -165,7 +165,8 @@ MODEL_PRESET_NAMES = ("tiny", "small", "biomedclip", "paper")
 HEAD_TYPES = ("linear", "mlp", "none")
 SCHEDULE_NAMES = ("constant", "ramp")
 TRAINING_MODES = ("end_to_end", "heads_only")
-CORPUS_NAMES = ("phantom",)
+# The hub corpora are loaded by medgap_utils.data.load_corpus (ROCOv2 sample, ROCOv2, ROCO v1).
+CORPUS_NAMES = ("phantom", "roco_mini", "roco_v2", "roco_v1")
 
 # Temperature of CLIP at initialization and the fixed temperature of the
 # gap-closing objective's public code (Grassucci et al., ICLR 2026).
@@ -195,10 +196,13 @@ class DataConfig:
     """The training corpus and its size.
 
     Attributes:
-        corpus: one of ``CORPUS_NAMES``.
-        sizes: pairs per split (train, validation, test).
-        image_size: side of the square images, in pixels.
-        seed: seed of the corpus generator (not of training).
+        corpus: one of ``CORPUS_NAMES``: the embedded phantoms, or a ROCO
+            version from the Hugging Face hub (see ``medgap_utils.data.load_corpus``).
+        sizes: pairs per split (train, validation, test); for a hub corpus, the
+            first pairs of each split, or all of a smaller split.
+        image_size: side of the square phantom images, in pixels (the
+            pretrained towers resize any image to their own size).
+        seed: seed of the phantom generator (not of training).
         augment: apply random training augmentation to images.
     """
 

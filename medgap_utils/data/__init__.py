@@ -20,12 +20,13 @@ from .corpus import LABEL_COLUMNS, PHANTOM_FEATURES, load_phantom_corpus, phanto
 from .images import clean_caption, decode_image, drop_invalid_rows, to_rgb
 from .labels import ANATOMIES, FINDINGS, MODALITIES, all_groups, group_label
 from .schema import CORPUS_FEATURES, validate_corpus
+from .sources import HUB_CORPORA, load_corpus
 
 __all__ = [
-    "ANATOMIES", "CLIP_MEAN", "CLIP_STD", "CORPUS_FEATURES", "DICOM_FEATURES", "FINDINGS", "HubUnavailableError", "LABEL_COLUMNS", "MODALITIES",
+    "ANATOMIES", "CLIP_MEAN", "CLIP_STD", "CORPUS_FEATURES", "DICOM_FEATURES", "FINDINGS", "HUB_CORPORA", "HubUnavailableError", "LABEL_COLUMNS", "MODALITIES",
     "PHANTOM_FEATURES", "PHANTOM_VOCABULARY", "ROCO_FEATURES", "all_groups", "caption_mentions", "clean_caption",
     "decode_image", "default_num_workers", "drop_invalid_rows", "group_label", "load_dicom_slices",
-    "load_image_caption_dataset", "load_iu_xray", "load_phantom_corpus", "load_roco",
+    "load_corpus", "load_image_caption_dataset", "load_iu_xray", "load_phantom_corpus", "load_roco",
     "make_caption", "make_dataloader", "make_image_transform", "parse_caption", "phantom_corpus_path",
     "to_rgb", "validate_corpus", "write_roco_parquet",
 ]

@@ -84,10 +84,9 @@ def default_run_dir(config: ExperimentConfig) -> Path:
 
 
 def _load_corpus(config: ExperimentConfig):
-    from medgap_utils.data import load_phantom_corpus
+    from medgap_utils.data import load_corpus
 
-    data = config.data
-    return load_phantom_corpus(seed=data.seed, sizes=data.sizes, image_size=data.image_size)
+    return load_corpus(config.data)
 
 
 def _trainable_state(model: DualEncoder, heads_only: bool) -> dict[str, torch.Tensor]:
