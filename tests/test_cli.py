@@ -31,6 +31,13 @@ def test_train_options_reach_config():
     assert config.loss.temperature == 0.05
 
 
+def test_train_corpus_option_reaches_config():
+    config = config_from_args(parse("train", "--profile", "ci", "--preset", "biomedclip", "--mode", "heads_only",
+                                    "--corpus", "roco_mini"))
+    assert config.data.corpus == "roco_mini"
+    assert config_from_args(parse("train", "--profile", "ci")).data.corpus == "phantom"
+
+
 def test_train_rejects_negative_weight(capsys):
     with pytest.raises(SystemExit, match=r"loss.lambda_atp=-1.0"):
         main(["train", "--profile", "ci", "--lambda-atp", "-1"])

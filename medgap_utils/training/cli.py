@@ -11,7 +11,14 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from medgap_utils.config import LOSS_PRESETS, MODEL_PRESET_NAMES, SCHEDULE_NAMES, TRAINING_MODES, HEAD_TYPES
+from medgap_utils.config import (
+    CORPUS_NAMES,
+    HEAD_TYPES,
+    LOSS_PRESETS,
+    MODEL_PRESET_NAMES,
+    SCHEDULE_NAMES,
+    TRAINING_MODES,
+)
 
 
 def add_train_parser(commands: argparse._SubParsersAction) -> None:
@@ -29,6 +36,9 @@ def add_train_parser(commands: argparse._SubParsersAction) -> None:
                         help="train towers and heads, or only the heads on cached frozen tower features")
     parser.add_argument("--profile", choices=["ci", "cpu", "gpu", "paper"], default=None,
                         help="run-time profile for sizes (default: $MEDGAP_PROFILE, else the hardware's)")
+    parser.add_argument("--corpus", choices=list(CORPUS_NAMES), default=None,
+                        help="training data: the embedded phantoms (default) or a ROCO version streamed from "
+                             "the Hugging Face hub, capped at the profile's split sizes")
     parser.add_argument("--epochs", type=int, help="passes over the training split")
     parser.add_argument("--batch-size", type=int, help="pairs per optimizer step, across all processes")
     parser.add_argument("--lr", type=float, help="peak AdamW learning rate (after warmup, then cosine decay)")
@@ -54,7 +64,7 @@ def add_train_parser(commands: argparse._SubParsersAction) -> None:
 
 
 _OVERRIDES = {
-    "epochs": "train.epochs", "batch_size": "train.batch_size", "lr": "train.lr",
+    "corpus": "data.corpus", "epochs": "train.epochs", "batch_size": "train.batch_size", "lr": "train.lr",
     "lambda_atp": "loss.lambda_atp", "lambda_cu": "loss.lambda_cu", "schedule": "loss.schedule",
     "temperature": "loss.temperature", "learn_temperature": "loss.learn_temperature",
     "embed_dim": "model.embed_dim", "head": "model.head",
