@@ -54,9 +54,15 @@ def test_roco_mini_carves_validation_from_train(mini_files, tmp_path, monkeypatc
 
 def test_roco_smaller_split_is_used_whole(mini_files, tmp_path, monkeypatch, caplog):
     monkeypatch.setenv("MEDGAP_CACHE", str(tmp_path / "medgap"))
-    corpus = load_corpus(DataConfig(corpus="roco_mini", sizes=(6, 4, 9)), data_files=mini_files, progress=False)
-    assert [len(corpus[split]) for split in ("train", "validation", "test")] == [6, 1, 4]
-    assert "fewer than the 4 requested" in caplog.text
+    corpus = load_corpus(DataConfig(corpus="roco_mini", sizes=(2, 1, 9)), data_files=mini_files, progress=False)
+    assert len(corpus["test"]) == 4
+    assert "fewer than the 9 requested" in caplog.text
+
+
+def test_roco_small_train_split_is_shared_by_ratio(mini_files, tmp_path, monkeypatch):
+    monkeypatch.setenv("MEDGAP_CACHE", str(tmp_path / "medgap"))
+    corpus = load_corpus(DataConfig(corpus="roco_mini", sizes=(6, 4, 4)), data_files=mini_files, progress=False)
+    assert [len(corpus[split]) for split in ("train", "validation")] == [4, 3]
 
 
 def test_local_files_are_not_cached(mini_files, tmp_path, monkeypatch):

@@ -36,7 +36,9 @@ def load_corpus(data: DataConfig, *, data_files=None, hub_cache_dir: str | os.Pa
       :func:`~medgap_utils.data.load_roco` (only those rows are downloaded),
       written to an Arrow dataset and cached under ``cache_dir("corpora")``.
       A split the hub lacks (the ROCOv2 sample has no validation split) is
-      taken from the training rows that follow the first ``data.sizes[0]``.
+      taken from the training rows that follow the first ``data.sizes[0]``;
+      when the hub's training split is smaller than both requests together,
+      training and validation share its rows in the ratio of their sizes.
       ``data.image_size`` and ``data.seed`` do not apply, because the towers'
       own transforms resize the images. A split with fewer pairs than
       requested is used whole, with a warning.
@@ -74,7 +76,9 @@ def load_corpus(data: DataConfig, *, data_files=None, hub_cache_dir: str | os.Pa
         splits[split] = _materialize(streams[split], count, f"{data.corpus}-{key}-{split}", progress)
     if carve_validation:
         rows = splits["train"]
-        first = min(wanted["train"], len(rows))
+        first = wanted["train"]
+        if len(rows) < wanted["train"] + wanted["validation"]:
+            first = round(len(rows) * wanted["train"] / (wanted["train"] + wanted["validation"]))
         splits["train"], splits["validation"] = rows.select(range(first)), rows.select(range(first, len(rows)))
 
     corpus = datasets.DatasetDict({split: splits[split] for split in SPLITS})
