@@ -46,6 +46,7 @@ DEFAULT_METHODS = ("clip", "clip_fixed_tau", "clip_atp_cu", "atp_only", "cu_only
 METHOD_LABELS = {
     "clip": "CLIP, learned τ",
     "clip_fixed_tau": "CLIP, fixed τ",
+    "clip_low_tau": "CLIP, learned τ from 0.01",
     "clip_atp_cu": "CLIP + ATP + CU",
     "atp_only": "CLIP + ATP",
     "cu_only": "CLIP + CU",
