@@ -117,7 +117,11 @@ def _published_cell(study: PublishedStudy, method: str, quantity: str) -> str:
     value = study.values[method][quantity]
     if value is None:
         return "not known"
-    prefix = "≈" if (method, quantity) in study.approximate else ("+" if quantity.endswith("_change") else "")
+    prefix = ""
+    if (method, quantity) in study.approximate:
+        prefix = "≈"
+    elif quantity.endswith("_change"):
+        prefix = "+"
     return f"{prefix}{value:.1f}" if quantity == "true_pair_angle" else f"{prefix}{value:.4g}"
 
 
@@ -138,7 +142,7 @@ def comparison_table(book: Mapping[str, Sequence[Mapping[str, Any]]],
 
     Args:
         book: column label -> benchmark rows (see :func:`book_values`); each
-            label should say it is this book's and in which setting.
+            label names this book and the setting of its runs.
         methods: loss presets to show, in order.
 
     Returns:
@@ -155,7 +159,8 @@ def comparison_table(book: Mapping[str, Sequence[Mapping[str, Any]]],
 
     for label in book:
         if label.lower().startswith("published"):
-            raise ValueError(f"book: the column {label!r} holds this book's numbers; label it without 'published'.")
+            raise ValueError(f"book: invalid column label {label!r}: it contains this book's numbers, so it must "
+                             "not start with 'published'. Rename the column.")
     measured = {label: book_values(rows) for label, rows in book.items()}
     records = []
     for method in methods:

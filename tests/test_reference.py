@@ -47,7 +47,7 @@ def test_single_seed_has_no_spread():
 
 
 def test_book_column_cannot_claim_published():
-    with pytest.raises(ValueError, match="without 'published'"):
+    with pytest.raises(ValueError, match="must not start with 'published'"):
         comparison_table({"published: mine": ROWS})
 
 

@@ -325,10 +325,10 @@ def write_roco_parquet(rows: Mapping[str, Sequence], path: str | os.PathLike, *,
     data would, so examples and tests run the loader offline.
 
     Args:
-        rows: column lists ``image`` (PIL images, encoded bytes, or
-            ``{"bytes", "path"}`` dicts; invalid bytes stay invalid, which
-            tests the loader's cleaning), ``image_id`` and ``caption``, plus
-            ``cui`` (lists of strings) when ``with_cui`` is true.
+        rows: column lists ``image``, ``image_id`` and ``caption``, plus
+            ``cui`` (lists of strings) when ``with_cui`` is true. Images may be
+            PIL images, encoded bytes or ``{"bytes", "path"}`` dicts. Bytes that
+            are no image are written as they are, so the loader's cleaning can be tested.
         path: the ``.parquet`` file to write; its folder is created.
         with_cui: write ROCOv2's schema (:data:`ROCO_FEATURES`), or ROCO v1's, without ``cui``.
 

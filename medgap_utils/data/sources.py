@@ -36,8 +36,8 @@ def load_corpus(data: DataConfig, *, data_files=None, hub_cache_dir: str | os.Pa
       :func:`~medgap_utils.data.load_roco` (only those rows are downloaded),
       written to an Arrow dataset and cached under ``cache_dir("corpora")``.
       A split the hub lacks (the ROCOv2 sample has no validation split) is
-      taken from the training rows that follow the first ``data.sizes[0]``;
-      when the hub's training split is smaller than both requests together,
+      taken from the training rows that follow the first ``data.sizes[0]``.
+      When the hub's training split is smaller than both requests together,
       training and validation share its rows in the ratio of their sizes.
       ``data.image_size`` and ``data.seed`` do not apply, because the towers'
       own transforms resize the images. A split with fewer pairs than
@@ -66,26 +66,26 @@ def load_corpus(data: DataConfig, *, data_files=None, hub_cache_dir: str | os.Pa
         return datasets.load_from_disk(str(path))
 
     streams = load_roco(HUB_CORPORA[data.corpus], streaming=True, data_files=data_files, cache_dir=hub_cache_dir)
-    wanted = dict(zip(SPLITS, data.sizes))
+    requested = dict(zip(SPLITS, data.sizes))
     carve_validation = "validation" not in streams
     # datasets caches a generated split by its fingerprint, so local files are part of it.
     key = config_key({"data": data, "data_files": data_files})
     splits = {}
     for split in ("train", "test") if carve_validation else SPLITS:
-        count = wanted[split] + (wanted["validation"] if split == "train" and carve_validation else 0)
+        count = requested[split] + (requested["validation"] if split == "train" and carve_validation else 0)
         splits[split] = _materialize(streams[split], count, f"{data.corpus}-{key}-{split}", progress)
     if carve_validation:
         rows = splits["train"]
-        first = wanted["train"]
-        if len(rows) < wanted["train"] + wanted["validation"]:
-            first = round(len(rows) * wanted["train"] / (wanted["train"] + wanted["validation"]))
+        first = requested["train"]
+        if len(rows) < requested["train"] + requested["validation"]:
+            first = round(len(rows) * requested["train"] / (requested["train"] + requested["validation"]))
         splits["train"], splits["validation"] = rows.select(range(first)), rows.select(range(first, len(rows)))
 
     corpus = datasets.DatasetDict({split: splits[split] for split in SPLITS})
     for split in SPLITS:
-        if len(corpus[split]) < wanted[split]:
+        if len(corpus[split]) < requested[split]:
             logger.warning("%s: the %s split has %d pairs, fewer than the %d requested by data.sizes.",
-                           data.corpus, split, len(corpus[split]), wanted[split])
+                           data.corpus, split, len(corpus[split]), requested[split])
     if data_files is None:
         corpus.save_to_disk(str(path))
     return corpus
