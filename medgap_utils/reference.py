@@ -136,6 +136,13 @@ def _book_cell(values: Sequence[float] | None, quantity: str) -> str:
     return f"{mean:{sign}.{digits}f} ± {float(np.std(values, ddof=1)):.{digits}f}"
 
 
+def _check_book_labels(book: Mapping[str, Any]) -> None:
+    for label in book:
+        if label.lower().startswith("published"):
+            raise ValueError(f"book: invalid column label {label!r}: it contains this book's numbers, so it must "
+                             "not start with 'published'. Rename the column.")
+
+
 def comparison_table(book: Mapping[str, Sequence[Mapping[str, Any]]],
                      methods: Sequence[str] = ("clip", "clip_fixed_tau", "clip_atp_cu")):
     """Return a table of the published figures beside this book's, one row per method and quantity.
@@ -157,10 +164,7 @@ def comparison_table(book: Mapping[str, Sequence[Mapping[str, Any]]],
     """
     import pandas as pd
 
-    for label in book:
-        if label.lower().startswith("published"):
-            raise ValueError(f"book: invalid column label {label!r}: it contains this book's numbers, so it must "
-                             "not start with 'published'. Rename the column.")
+    _check_book_labels(book)
     measured = {label: book_values(rows) for label, rows in book.items()}
     records = []
     for method in methods:
@@ -176,3 +180,47 @@ def comparison_table(book: Mapping[str, Sequence[Mapping[str, Any]]],
 def sources_markdown() -> str:
     """Return a Markdown list of the published studies: column label, setting and source."""
     return "\n".join(f"- **{study.label}**: {study.setting}. Source: {study.source}." for study in PUBLISHED)
+
+
+def comparison_figure(book: Mapping[str, Sequence[Mapping[str, Any]]],
+                      quantities: Sequence[str] = ("modality_gap", "true_pair_cosine"),
+                      methods: Sequence[str] = ("clip", "clip_atp_cu")):
+    """Return a plotly bar chart of published and book values, one panel per quantity.
+
+    Published figures are hatched bars without error bars. This book's bars
+    show the mean over seeds with the sample standard deviation as error bars
+    (none for a single seed). Arguments are those of :func:`comparison_table`.
+
+    Raises:
+        ValueError: as :func:`comparison_table`, or for a quantity outside :data:`QUANTITY_LABELS`.
+    """
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    unknown = [quantity for quantity in quantities if quantity not in QUANTITY_LABELS]
+    if unknown:
+        raise ValueError(f"quantities: {unknown} not in {list(QUANTITY_LABELS)}.")
+    _check_book_labels(book)
+    measured = {label: book_values(rows) for label, rows in book.items()}
+    labels = [METHOD_LABELS.get(method, method) for method in methods]
+    figure = make_subplots(rows=1, cols=len(quantities), subplot_titles=[QUANTITY_LABELS[q] for q in quantities])
+    colors = ("#9e9e9e", "#616161", "#1f77b4", "#ff7f0e", "#2ca02c")
+
+    for column, quantity in enumerate(quantities, start=1):
+        for index, study in enumerate(PUBLISHED):
+            values = [study.values.get(method, {}).get(quantity) for method in methods]
+            figure.add_trace(go.Bar(
+                x=labels, y=values, name=study.label, legendgroup=study.label, showlegend=column == 1,
+                marker={"color": colors[index], "pattern": {"shape": "/"}},
+            ), row=1, col=column)
+        for index, (label, values) in enumerate(measured.items(), start=len(PUBLISHED)):
+            runs = [values.get(method, {}).get(quantity) or [] for method in methods]
+            figure.add_trace(go.Bar(
+                x=labels, y=[float(np.mean(run)) if run else None for run in runs],
+                error_y={"type": "data", "array": [float(np.std(run, ddof=1)) if len(run) > 1 else 0.0 for run in runs]},
+                name=label, legendgroup=label, showlegend=column == 1, marker={"color": colors[index % len(colors)]},
+            ), row=1, col=column)
+
+    figure.update_layout(barmode="group", height=420, legend={"orientation": "h", "y": -0.15},
+                         title="Published figures (hatched) and this book's (solid)")
+    return figure

@@ -2,7 +2,14 @@
 
 import pytest
 
-from medgap_utils.reference import MEDICAL, MSCOCO, book_values, comparison_table, sources_markdown
+from medgap_utils.reference import (
+    MEDICAL,
+    MSCOCO,
+    book_values,
+    comparison_figure,
+    comparison_table,
+    sources_markdown,
+)
 
 
 def _row(method, seed, gap, recall_at_10=0.5):
@@ -54,3 +61,18 @@ def test_book_column_cannot_claim_published():
 def test_sources_name_both_studies():
     text = sources_markdown()
     assert "arXiv:2602.20046" in text and "arXiv:2601.18525" in text
+
+
+def test_figure_has_published_and_book_bars():
+    figure = comparison_figure({"this book": ROWS})
+    names = [trace.name for trace in figure.data]
+    assert names == [MEDICAL.label, MSCOCO.label, "this book"] * 2
+    book_gap = figure.data[2]
+    assert list(book_gap.y) == pytest.approx([0.7, 0.2])
+    assert list(book_gap.error_y.array) == pytest.approx([0.1414214, 0.1414214])
+    assert list(figure.data[0].y) == [0.39, 0.12]
+
+
+def test_figure_unknown_quantity_raises():
+    with pytest.raises(ValueError, match="quantities"):
+        comparison_figure({"this book": ROWS}, quantities=("recall",))
