@@ -130,7 +130,7 @@ def _book_cell(values: Sequence[float] | None, quantity: str) -> str:
         return ""
     digits = 1 if quantity == "true_pair_angle" else 3
     sign = "+" if quantity.endswith("_change") else ""
-    mean = float(np.mean(values))
+    mean = round(float(np.mean(values)), digits) + 0.0  # + 0.0 turns -0.0 into 0.0
     if len(values) == 1:
         return f"{mean:{sign}.{digits}f}"
     return f"{mean:{sign}.{digits}f} ± {float(np.std(values, ddof=1)):.{digits}f}"

@@ -76,3 +76,9 @@ def test_figure_has_published_and_book_bars():
 def test_figure_unknown_quantity_raises():
     with pytest.raises(ValueError, match="quantities"):
         comparison_figure({"this book": ROWS}, quantities=("recall",))
+
+
+def test_zero_change_has_no_minus_sign():
+    rows = [_row("clip", 0, 0.5, 0.5), _row("clip_atp_cu", 0, 0.1, 0.5 - 1e-6)]
+    table = comparison_table({"this book": rows}, methods=("clip_atp_cu",))
+    assert table.loc[("CLIP + ATP + CU", "R@10 change from CLIP ↑")]["this book"] == "+0.000"
