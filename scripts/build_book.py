@@ -71,6 +71,9 @@ def build(profile: str, fresh: bool) -> Path:
     env["PLOTLY_RENDERER"] = "plotly_mimetype"
     env.setdefault("MEDGAP_CACHE", str(ROOT / ".cache" / "medgap"))
     env.setdefault("PYTHONHASHSEED", "0")
+    # Spinning OpenMP threads slow small-model steps several times over when
+    # other processes share the cores (bench/threads.py measures it).
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
     command = [
         str(Path(sys.executable).parent / "jupyter-book"), "build", str(ROOT),
