@@ -8,6 +8,7 @@ retraining panels in :mod:`medgap_utils.viz.panels` need a kernel and fall
 back to a static figure elsewhere.
 """
 
+from medgap_utils.viz.compare import comparison_figure
 from medgap_utils.viz.embeddings import projection_figure
 from medgap_utils.viz.palette import MODALITY_COLORS, MODALITY_SYMBOLS, OKABE_ITO
 from medgap_utils.viz.panels import Control, retrain_panel
@@ -22,6 +23,7 @@ __all__ = [
     "OKABE_ITO",
     "Control",
     "Projection",
+    "comparison_figure",
     "gap_shift_figure",
     "project",
     "projection_figure",
