@@ -2,10 +2,14 @@
 
 A method is a loss preset trained with :func:`medgap_utils.training.load_or_fit`
 (``clip``, ``clip_fixed_tau``, ``clip_atp_cu``, ``atp_only``, ``cu_only``,
-``fahim``) or ``posthoc_clip``: the ``clip`` run's embeddings with each
-modality's mean removed (means taken on the validation split) and rows
-re-normalized. Every method is evaluated on the same split by every
-registered metric function; other modules add columns with
+``fahim``) or ``posthoc_clip``. ``posthoc_clip`` takes the ``clip`` run's
+embeddings, removes each modality's mean (taken on the validation split),
+re-normalizes the rows and centers its zero-shot prompts with the same text
+mean.
+Every method is evaluated on the same split by every registered metric
+function: gap geometry, retrieval, clustering, kNN and linear probes,
+zero-shot classification with one text prompt per class, and the split of
+the within-class scatter. Other modules add columns with
 :func:`register_metric` (a function of an :class:`Evaluation` that returns a
 dict of floats).
 
@@ -59,7 +63,8 @@ HEADLINE_METRICS = (
     "image_to_text_R@1", "text_to_image_R@1", "image_to_text_R@10", "text_to_image_R@10",
     "v_measure", "ari", "nmi", "modality_split_rate",
 )
-LOWER_IS_BETTER = {"modality_gap", "true_pair_angle", "modality_split_rate"}
+LOWER_IS_BETTER = {"modality_gap", "true_pair_angle", "modality_split_rate",
+                   "scatter_within_fraction", "scatter_gap_fraction"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,6 +80,8 @@ class BenchmarkConfig:
         label: the corpus column that the clustering scores are measured against.
         overrides: dotted config changes applied to every run, e.g. ``(("train.epochs", 20),)``.
         backbone_overrides: dotted config changes of the end-to-end backbone run (heads-only mode).
+        prompt_template: the zero-shot prompt of each class of ``label``; the
+            class value (e.g. ``"pleural effusion"`` or ``"normal chest"``) fills ``{label}``.
     """
 
     profile: str
@@ -85,6 +92,7 @@ class BenchmarkConfig:
     label: str = "group"
     overrides: tuple[tuple[str, Any], ...] = ()
     backbone_overrides: tuple[tuple[str, Any], ...] = ()
+    prompt_template: str = "{label}."
 
     def __post_init__(self) -> None:
         allowed = (*LOSS_PRESETS, POSTHOC_METHOD)
@@ -97,6 +105,9 @@ class BenchmarkConfig:
             raise ValueError(f"Invalid mode={self.mode!r}: expected one of {', '.join(TRAINING_MODES)}.")
         if self.split not in ("validation", "test"):
             raise ValueError(f"Invalid split={self.split!r}: expected 'validation' or 'test'.")
+        if "{label}" not in self.prompt_template:
+            raise ValueError(f"Invalid prompt_template={self.prompt_template!r}: it must contain '{{label}}', "
+                             "which each class value fills, e.g. 'An image showing {label}.'.")
 
 
 def benchmark_config(profile: str | Profile | None = None, **fields: Any) -> BenchmarkConfig:
@@ -124,6 +135,10 @@ class Evaluation:
         captions: the N reference captions.
         label: the column clustering is scored against.
         result: the trained run (its model, for metrics such as captioning).
+        classes: the sorted distinct values of ``labels[label]``.
+        prompt_embeddings: (C, D) L2-normalized text embeddings of
+            the benchmark's ``prompt_template`` filled with each class, row c for
+            ``classes[c]``, in the same space as ``text_embeddings``.
     """
 
     method: str
@@ -134,6 +149,8 @@ class Evaluation:
     captions: list[str]
     label: str
     result: Any
+    classes: tuple[str, ...] = ()
+    prompt_embeddings: Any = None
 
 
 MetricFunction = Callable[[Evaluation], dict[str, float]]
@@ -176,6 +193,35 @@ def _grouping(evaluation: Evaluation) -> dict[str, float]:
                              evaluation.labels[evaluation.label], seed=evaluation.seed)
 
 
+@register_metric("probes")
+def _probes(evaluation: Evaluation) -> dict[str, float]:
+    from medgap_utils.metrics import knn_accuracy, linear_probe_accuracy
+
+    # Both probes classify the stacked image and text rows, with a pair's two rows in one fold.
+    arguments = (evaluation.image_embeddings, evaluation.text_embeddings, evaluation.labels[evaluation.label])
+    return {"knn_accuracy": knn_accuracy(*arguments, seed=evaluation.seed),
+            "linear_probe_accuracy": linear_probe_accuracy(*arguments, seed=evaluation.seed)}
+
+
+@register_metric("zero_shot")
+def _zero_shot(evaluation: Evaluation) -> dict[str, float]:
+    from medgap_utils.metrics import zero_shot_classification
+
+    class_index = {value: index for index, value in enumerate(evaluation.classes)}
+    targets = np.array([class_index[value] for value in evaluation.labels[evaluation.label]])
+    scores = zero_shot_classification(evaluation.image_embeddings, evaluation.prompt_embeddings, targets)
+    return {f"zero_shot_{name}": value for name, value in scores.items()}
+
+
+@register_metric("scatter")
+def _scatter(evaluation: Evaluation) -> dict[str, float]:
+    from medgap_utils.metrics import within_class_scatter
+
+    scores = within_class_scatter(evaluation.image_embeddings, evaluation.text_embeddings,
+                                  evaluation.labels[evaluation.label])
+    return {f"scatter_{name}": value for name, value in scores.items()}
+
+
 def _split_embeddings(result: Any, split: str, corpus: Any) -> tuple[Any, Any]:
     from medgap_utils.models import embed, project_features
     from medgap_utils.training import load_or_compute_features
@@ -187,13 +233,57 @@ def _split_embeddings(result: Any, split: str, corpus: Any) -> tuple[Any, Any]:
     return embed(result.model, corpus[split], num_workers=config.train.num_workers, progress=False)
 
 
-def _posthoc(result: Any, split: str, corpus: Any) -> tuple[Any, Any]:
+def _posthoc(result: Any, split: str, corpus: Any, prompts: Any = None) -> tuple[Any, Any, Any]:
+    import torch.nn.functional as F
+
     from medgap_utils.metrics import center_modalities
 
     image_embeddings, text_embeddings = _split_embeddings(result, split, corpus)
     image_reference, text_reference = _split_embeddings(result, "validation", corpus)
-    return center_modalities(image_embeddings, text_embeddings, image_mean=image_reference.mean(0),
-                             text_mean=text_reference.mean(0))
+    image_mean, text_mean = image_reference.mean(0), text_reference.mean(0)
+    image_embeddings, text_embeddings = center_modalities(image_embeddings, text_embeddings,
+                                                          image_mean=image_mean, text_mean=text_mean)
+    if prompts is not None:
+        prompts = F.normalize(prompts - text_mean, dim=1)
+    return image_embeddings, text_embeddings, prompts
+
+
+def _default_corpus(config: BenchmarkConfig) -> Any:
+    from medgap_utils.data import load_phantom_corpus
+
+    data = method_config(config.methods[0], config, config.seeds[0]).data
+    return load_phantom_corpus(seed=data.seed, sizes=data.sizes, image_size=data.image_size)
+
+
+def method_embeddings(method: str, benchmark: BenchmarkConfig, seed: int, *, corpus: Any = None) -> tuple[Any, Any]:
+    """Return the embeddings that ``benchmark`` evaluates for ``method`` and ``seed``.
+
+    The run is loaded from the cache, or trained when missing, exactly as
+    :func:`run_benchmark` does; ``posthoc_clip`` returns the centered CLIP
+    embeddings.
+
+    Args:
+        method: a loss preset name or ``"posthoc_clip"``.
+        benchmark: the benchmark config (profile, mode, split, overrides).
+        seed: the training seed.
+        corpus: the ``DatasetDict`` (default: the phantom corpus of the profile).
+
+    Returns:
+        ``(image_embeddings, text_embeddings)`` of ``benchmark.split``: float32
+        (N, D) tensors with unit rows, row i of both from pair i.
+
+    Raises:
+        ValueError: for an unknown method.
+    """
+    from medgap_utils.training import load_or_fit
+
+    if method not in (*LOSS_PRESETS, POSTHOC_METHOD):
+        raise ValueError(f"Invalid method={method!r}: expected one of {', '.join((*LOSS_PRESETS, POSTHOC_METHOD))}.")
+    corpus = _default_corpus(benchmark) if corpus is None else corpus
+    result = load_or_fit(method_config(method, benchmark, seed), corpus=corpus, progress=False)
+    if method == POSTHOC_METHOD:
+        return _posthoc(result, benchmark.split, corpus)[:2]
+    return _split_embeddings(result, benchmark.split, corpus)
 
 
 @dataclasses.dataclass
@@ -318,6 +408,7 @@ def run_benchmark(config: BenchmarkConfig | None = None, *, corpus: Any = None, 
     """
     from tqdm.auto import tqdm
 
+    from medgap_utils.models import embed_texts
     from medgap_utils.training import load_or_fit
 
     config = config or benchmark_config()
@@ -327,28 +418,31 @@ def run_benchmark(config: BenchmarkConfig | None = None, *, corpus: Any = None, 
             return cached
 
     if corpus is None:
-        from medgap_utils.data import load_phantom_corpus
-
-        data = method_config(config.methods[0], config, config.seeds[0]).data
-        corpus = load_phantom_corpus(seed=data.seed, sizes=data.sizes, image_size=data.image_size)
+        corpus = _default_corpus(config)
     split = corpus[config.split]
     if config.label not in split.column_names:
         raise ValueError(f"Invalid label={config.label!r}: the {config.split} split has columns {split.column_names}.")
     label_columns = [name for name in split.column_names if name not in ("image", "caption", "image_id")]
     labels = {name: np.asarray(split[name]) for name in label_columns}
     captions = list(split["caption"])
+    classes = tuple(sorted(map(str, set(labels[config.label]))))
+    labels[config.label] = labels[config.label].astype(str)
+    prompts = [config.prompt_template.replace("{label}", value) for value in classes]
 
     rows = []
     runs = [(method, seed) for method in config.methods for seed in config.seeds]
     for method, seed in tqdm(runs, desc="benchmark", disable=not progress):
         result = load_or_fit(method_config(method, config, seed), corpus=corpus, progress=False)
+        prompt_embeddings = embed_texts(result.model, prompts)
         if method == POSTHOC_METHOD:
-            image_embeddings, text_embeddings = _posthoc(result, config.split, corpus)
+            image_embeddings, text_embeddings, prompt_embeddings = _posthoc(result, config.split, corpus,
+                                                                            prompt_embeddings)
         else:
             image_embeddings, text_embeddings = _split_embeddings(result, config.split, corpus)
         evaluation = Evaluation(method=method, seed=seed, image_embeddings=image_embeddings,
                                 text_embeddings=text_embeddings, labels=labels, captions=captions,
-                                label=config.label, result=result)
+                                label=config.label, result=result, classes=classes,
+                                prompt_embeddings=prompt_embeddings)
         row: dict[str, Any] = {"method": method, "seed": seed}
         for function in METRIC_FUNCTIONS.values():
             row.update({key: float(value) for key, value in function(evaluation).items()})
@@ -379,6 +473,9 @@ def add_bench_parser(commands: Any) -> None:
     parser.add_argument("--split", choices=["validation", "test"], default="test", help="evaluated split")
     parser.add_argument("--label", default="group", help="corpus column that clustering is scored against")
     parser.add_argument("--epochs", type=int, default=None, help="override the epochs of every run")
+    parser.add_argument("--prompt-template", default=BenchmarkConfig.prompt_template,
+                        help="zero-shot prompt of each class; the class value replaces {label} "
+                             "(default: %(default)r)")
     parser.add_argument("--output", type=Path, default=None,
                         help="also write the results to this directory (default: only the cache)")
     parser.add_argument("--force", action="store_true", help="re-evaluate even if a cached table exists")
@@ -388,7 +485,7 @@ def add_bench_parser(commands: Any) -> None:
 def run_bench_command(args: Any) -> int:
     """Run the benchmark of ``args`` and print its Markdown table."""
     fields: dict[str, Any] = {"methods": tuple(args.methods), "mode": args.mode, "split": args.split,
-                              "label": args.label}
+                              "label": args.label, "prompt_template": args.prompt_template}
     if args.seeds:
         fields["seeds"] = tuple(args.seeds)
     if args.epochs is not None:

@@ -438,3 +438,42 @@ def embed(
     image_features, text_features = encode_features(model, data, batch_size=batch_size, num_workers=num_workers,
                                                     progress=progress, description="embedding")
     return project_features(model, image_features, text_features)
+
+
+@torch.no_grad()
+def embed_texts(model: DualEncoder, texts: list[str], *, batch_size: int = 256) -> torch.Tensor:
+    """Return the L2-normalized text embeddings of free-standing texts, such as zero-shot prompts.
+
+    The texts go through the model's tokenizer, text tower and text head,
+    as the captions of :func:`embed` do.
+
+    Args:
+        model: a :class:`DualEncoder` (its device is used).
+        texts: one or more strings.
+        batch_size: texts per forward pass.
+
+    Returns:
+        A float32 CPU tensor (len(texts), embed_dim) with unit L2 norm per row.
+
+    Raises:
+        TypeError: ``model`` is not a DualEncoder or ``texts`` is not a list of strings.
+        ValueError: ``texts`` is empty.
+    """
+    if not isinstance(model, DualEncoder):
+        raise TypeError(f"model must be a DualEncoder (medgap_utils.models.build_model), got {type(model).__name__}")
+    if isinstance(texts, str) or not all(isinstance(text, str) for text in texts):
+        raise TypeError(f"texts must be a list of strings, got {texts!r:.80}")
+    texts = list(texts)
+    if not texts:
+        raise ValueError("texts is empty: pass at least one string to embed")
+
+    device = _model_device(model)
+    was_training = model.training
+    model.eval()
+    parts = []
+    for start in range(0, len(texts), batch_size):
+        tokens = model.tokenizer(texts[start:start + batch_size]).to(device)
+        features = model.encode_text_features(tokens)
+        parts.append(F.normalize(model.text_head(features), dim=-1).float().cpu())
+    model.train(was_training)
+    return torch.cat(parts)

@@ -105,3 +105,46 @@ def test_unknown_method_rejected():
 def test_unknown_label_rejected(corpus):
     with pytest.raises(ValueError, match="label='organ'"):
         run_benchmark(small_benchmark(label="organ"), corpus=corpus, progress=False)
+
+
+def test_rows_have_probe_zero_shot_scatter_columns(result):
+    for key in ("knn_accuracy", "linear_probe_accuracy", "zero_shot_accuracy", "zero_shot_macro_f1",
+                "scatter_within", "scatter_global_gap", "image_to_text_MRR"):
+        assert key in result.rows[0], key
+
+
+def test_scatter_columns_add_up(result):
+    for row in result.rows:
+        assert row["scatter_total"] == pytest.approx(row["scatter_within"] + row["scatter_between"])
+        assert row["scatter_global_gap"] == pytest.approx(row["modality_gap"] ** 2 / 4, rel=1e-3)
+
+
+def test_zero_shot_scores_are_fractions(result):
+    for row in result.rows:
+        assert 0.0 <= row["zero_shot_accuracy"] <= 1.0
+        assert 0.0 <= row["zero_shot_macro_f1"] <= 1.0
+
+
+def test_prompt_template_sets_cache_key():
+    default = small_benchmark()
+    other = small_benchmark(prompt_template="An image showing {label}.")
+    assert bench.benchmark_dir(default) != bench.benchmark_dir(other)
+
+
+def test_prompt_template_without_label_rejected():
+    with pytest.raises(ValueError, match=r"prompt_template='a finding'.*\{label\}"):
+        small_benchmark(prompt_template="a finding")
+
+
+def test_method_embeddings_match_rows(result, corpus):
+    from medgap_utils.metrics import modality_gap
+
+    image_embeddings, text_embeddings = bench.method_embeddings("posthoc_clip", result.config, 1, corpus=corpus)
+    row = next(row for row in result.rows if row["method"] == "posthoc_clip" and row["seed"] == 1)
+    assert image_embeddings.shape == text_embeddings.shape == (32, 64)
+    assert modality_gap(image_embeddings, text_embeddings) == pytest.approx(row["modality_gap"], abs=1e-6)
+
+
+def test_method_embeddings_unknown_method_rejected(result, corpus):
+    with pytest.raises(ValueError, match="method='siglip'"):
+        bench.method_embeddings("siglip", result.config, 0, corpus=corpus)

@@ -73,3 +73,8 @@ def _small_ci_profiles():
 
     small = dataclasses.replace(PROFILES["ci"], corpus_sizes=(64, 32, 32), epochs=1, batch_size=32)
     return {**PROFILES, "ci": small}
+
+
+def test_bench_rejects_template_without_label():
+    with pytest.raises(SystemExit, match=r"prompt_template='a finding'"):
+        main(["bench", "--profile", "ci", "--prompt-template", "a finding"])

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from medgap_utils.config import ExperimentConfig, ModelConfig, experiment_config
-from medgap_utils.models import build_model, count_parameters, project_features
+from medgap_utils.models import build_model, count_parameters, embed, embed_texts, project_features
 
 
 @pytest.fixture(scope="module")
@@ -76,3 +76,19 @@ def test_pretrained_offline_fails_fast(preset, monkeypatch, tmp_path):
     config = ExperimentConfig(model=ModelConfig(preset=preset, embed_dim=512))
     with pytest.raises(RuntimeError, match="HF_HUB_OFFLINE is set"):
         build_model(config, hub_cache_dir=tmp_path)
+
+
+def test_embed_texts_matches_caption_embeddings(tiny):
+    import datasets
+    from PIL import Image
+
+    captions = ["Chest radiograph with a right nodule.", "Normal knee MRI.", "Axial CT of the abdomen."]
+    images = [Image.new("RGB", (64, 64), color) for color in ("black", "gray", "white")]
+    split = datasets.Dataset.from_dict({"image": images, "caption": captions, "image_id": ["a", "b", "c"]})
+    _, caption_embeddings = embed(tiny, split, progress=False)
+    assert torch.allclose(embed_texts(tiny, captions), caption_embeddings, atol=1e-5)
+
+
+def test_embed_texts_rejects_one_string(tiny):
+    with pytest.raises(TypeError, match="list of strings"):
+        embed_texts(tiny, "Normal knee MRI.")

@@ -17,8 +17,10 @@ Conventions, applied everywhere in this package:
 
 Modules: :mod:`.geometry` (gap, angles, cone, uniformity),
 :mod:`.retrieval` (exact chunked ranks and recall), :mod:`.grouping`
-(clustering, probes, zero-shot, modality separability) and
-:mod:`.posthoc` (closing the gap after training).
+(clustering, probes, zero-shot, modality separability),
+:mod:`.posthoc` (closing the gap after training) and :mod:`.scatter`
+(within-class scatter of the stacked embeddings, split into a per-modality
+part and a gap part).
 """
 
 from ._validation import NORM_TOLERANCE, check_embeddings
@@ -44,6 +46,7 @@ from .grouping import (
 )
 from .posthoc import center_modalities, shift_along_gap
 from .retrieval import retrieval_metrics, retrieval_ranks
+from .scatter import within_class_scatter
 
 __all__ = [
     "NORM_TOLERANCE",
@@ -66,5 +69,6 @@ __all__ = [
     "true_pair_cosine",
     "uniformity",
     "w2_uniformity",
+    "within_class_scatter",
     "zero_shot_classification",
 ]
