@@ -135,6 +135,54 @@ def loss_minima(table: pd.DataFrame) -> pd.DataFrame:
     """
     missing = [column for column in TABLE_COLUMNS if column not in getattr(table, "columns", ())]
     if missing:
-        raise ValueError(f"table must be the DataFrame of loss_along_gap; it lacks the columns {missing}.")
+        raise ValueError(f"table lacks the columns {missing}. Pass the DataFrame that loss_along_gap returns.")
     best = table.loc[table.groupby("temperature")["loss"].idxmin()]
     return best.set_index("temperature")
+
+
+def pair_margins(image_embeddings: Any, text_embeddings: Any, shifts: Sequence[float]) -> pd.DataFrame:
+    """Compare true pairs with their negatives after each shift along the gap (image -> text direction).
+
+    For image ``i`` the negatives are the captions ``j != i``. The hardest
+    negative is the one with the highest cosine, the caption that a sharp
+    (low temperature) softmax weighs most.
+
+    Args:
+        image_embeddings: (N, D) L2-normalized image embeddings, N >= 2.
+        text_embeddings: (N, D) L2-normalized text embeddings, row-aligned.
+        shifts: fractions of the gap to close (see :func:`shift_modalities`).
+
+    Returns:
+        A DataFrame with one row per shift, sorted, and the columns
+        ``shift``, ``true_pair_cosine``, ``mean_negative_cosine`` and
+        ``hardest_negative_cosine`` (means over images), ``margin_to_mean``
+        (true-pair cosine minus mean negative cosine) and
+        ``margin_to_hardest`` (true-pair cosine minus hardest negative
+        cosine, averaged over images).
+
+    Raises:
+        ValueError: on empty or non-finite shifts, fewer than 2 pairs, and
+            see :func:`medgap_utils.metrics.check_embeddings`.
+    """
+    shifts = sorted(set(_check_numbers(shifts, "shifts", positive=False)))
+    images, texts = check_embeddings(image_embeddings, text_embeddings, min_rows=2,
+                                     requirement="every image needs a negative caption")
+    count = images.shape[0]
+    off_diagonal = ~torch.eye(count, dtype=torch.bool, device=images.device)
+
+    rows = []
+    for shift in shifts:
+        x, y = _shift(images, texts, shift)
+        similarities = x @ y.T
+        positives = similarities.diagonal()
+        negatives = similarities[off_diagonal].view(count, count - 1)
+        hardest = negatives.max(dim=1).values
+        rows.append({
+            "shift": shift,
+            "true_pair_cosine": float(positives.mean()),
+            "mean_negative_cosine": float(negatives.mean()),
+            "hardest_negative_cosine": float(hardest.mean()),
+            "margin_to_mean": float((positives - negatives.mean(dim=1)).mean()),
+            "margin_to_hardest": float((positives - hardest).mean()),
+        })
+    return pd.DataFrame(rows)
