@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from medgap_utils import metrics
-from medgap_utils.landscape import TABLE_COLUMNS, loss_along_gap, loss_minima, shift_modalities
+from medgap_utils.landscape import TABLE_COLUMNS, loss_along_gap, loss_minima, pair_margins, shift_modalities
 
 
 def unit_rows(rows, dimension, seed, offset):
@@ -162,3 +162,38 @@ def test_table_rejects_single_pair():
 def test_minima_reject_other_tables():
     with pytest.raises(ValueError, match="lacks the columns"):
         loss_minima(pd.DataFrame({"shift": [0.0]}))
+
+
+def test_margins_match_brute_force():
+    images, texts = gapped_pairs(rows=10)
+
+    table = pair_margins(images, texts, shifts=[0.0, 0.7])
+
+    for row in table.itertuples():
+        x, y = (tensor.numpy().astype(np.float64) for tensor in shift_modalities(images, texts, row.shift))
+        positives, hardest, mean_negatives = [], [], []
+        for i in range(len(x)):
+            others = [float(x[i] @ y[j]) for j in range(len(y)) if j != i]
+            positives.append(float(x[i] @ y[i]))
+            hardest.append(max(others))
+            mean_negatives.append(sum(others) / len(others))
+        assert row.true_pair_cosine == pytest.approx(np.mean(positives), abs=1e-5)
+        assert row.hardest_negative_cosine == pytest.approx(np.mean(hardest), abs=1e-5)
+        assert row.mean_negative_cosine == pytest.approx(np.mean(mean_negatives), abs=1e-5)
+        assert row.margin_to_hardest == pytest.approx(np.mean(positives) - np.mean(hardest), abs=1e-5)
+        assert row.margin_to_mean == pytest.approx(np.mean(positives) - np.mean(mean_negatives), abs=1e-5)
+
+
+def test_margins_sorted_by_shift():
+    images, texts = gapped_pairs()
+
+    table = pair_margins(images, texts, shifts=[1.0, -0.5, 0.0])
+
+    assert table["shift"].tolist() == [-0.5, 0.0, 1.0]
+
+
+def test_margins_reject_single_pair():
+    images, texts = gapped_pairs(rows=1)
+
+    with pytest.raises(ValueError, match="every image needs a negative caption"):
+        pair_margins(images, texts, shifts=[0.0])
