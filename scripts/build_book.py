@@ -74,6 +74,9 @@ def build(profile: str, fresh: bool) -> Path:
     # Spinning OpenMP threads slow small-model steps several times over when
     # other processes share the cores (bench/threads.py measures it).
     env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # Progress bars in a kernel are ipywidgets, whose saved state would make
+    # each page load the widget manager from a CDN; the static book needs none.
+    env.setdefault("TQDM_DISABLE", "1")
 
     command = [
         str(Path(sys.executable).parent / "jupyter-book"), "build", str(ROOT),
