@@ -1,0 +1,75 @@
+"""Captioning benchmark with captioners trained in worker processes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from medgap_utils.captioning import (
+    SUPERVISED,
+    TEXT_ONLY,
+    TEXT_ONLY_CEILING,
+    DecoderConfig,
+    EmbeddingRun,
+    benchmark_captioning,
+)
+
+CAPTIONS = [
+    "Chest CT: a 12 mm nodule in the left lung.",
+    "Brain MRI with no acute abnormality.",
+    "Right pleural effusion on chest X-ray.",
+    "Abdominal CT showing free fluid.",
+    "Left knee radiograph: fracture of the distal femur.",
+    "Unremarkable chest radiograph.",
+]
+QUICK = DecoderConfig(min_steps=1, width=16, layers=1, heads=2, epochs=2, batch_size=4, max_length=12)
+SETTINGS = (SUPERVISED, TEXT_ONLY, TEXT_ONLY_CEILING)
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("MEDGAP_CACHE", str(tmp_path / "cache"))
+
+
+def unit_rows(count: int, seed: int, dim: int = 16) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.nn.functional.normalize(torch.randn(count, dim, generator=generator), dim=-1)
+
+
+def two_model_runs() -> dict[str, list[EmbeddingRun]]:
+    return {
+        model: [EmbeddingRun(*(unit_rows(6, seed=10 * offset + part) for part in range(4)), seed=offset)]
+        for offset, model in enumerate(("CLIP", "CLIP + ATP + CU"))
+    }
+
+
+def run_benchmark(workers: int):
+    return benchmark_captioning(two_model_runs(), CAPTIONS, CAPTIONS, settings=SETTINGS, config=QUICK,
+                                meteor=False, progress=False, workers=workers)
+
+
+def test_workers_match_serial_scores(tmp_path, monkeypatch):
+    monkeypatch.setenv("MEDGAP_CACHE", str(tmp_path / "serial"))
+    serial = run_benchmark(workers=1)
+    monkeypatch.setenv("MEDGAP_CACHE", str(tmp_path / "parallel"))
+    parallel = run_benchmark(workers=2)
+
+    columns = [column for column in serial.records.columns if column != "train_seconds"]
+    assert parallel.records[columns].equals(serial.records[columns])
+    assert parallel.examples.equals(serial.examples)
+    # Two models x (supervised, text-only); the ceiling reuses the text-only captioner.
+    assert len(list((tmp_path / "parallel" / "captioning" / "captioners").glob("*.pt"))) == 4
+    assert (parallel.records["train_seconds"] > 0).all()
+
+
+@pytest.mark.parametrize("workers", [0, -1, 1.5, True])
+def test_workers_rejects_invalid_count(workers):
+    with pytest.raises(ValueError, match="workers"):
+        benchmark_captioning(two_model_runs(), CAPTIONS, CAPTIONS, settings=SETTINGS, config=QUICK,
+                             meteor=False, progress=False, workers=workers)
+
+
+def test_workers_require_cache():
+    with pytest.raises(ValueError, match="cache=True"):
+        benchmark_captioning(two_model_runs(), CAPTIONS, CAPTIONS, settings=SETTINGS, config=QUICK,
+                             meteor=False, progress=False, workers=2, cache=False)
