@@ -6,19 +6,12 @@ import pytest
 from medgap_utils import metrics
 
 
-def normalized(values):
-    return values / np.linalg.norm(values, axis=1, keepdims=True)
+import functools
 
+import embedding_cases
 
-def labelled_pairs(rows=90, classes=3, dimension=8, spread=0.3, gap=0.0, seed=0):
-    """Pairs around one direction per class; texts shifted by ``gap`` along the last axis."""
-    rng = np.random.default_rng(seed)
-    labels = np.arange(rows) % classes
-    centers = np.eye(dimension)[:classes]
-    images = normalized(centers[labels] + spread * rng.normal(size=(rows, dimension)))
-    texts = centers[labels] + spread * rng.normal(size=(rows, dimension))
-    texts[:, -1] += gap
-    return images, normalized(texts), labels
+# Wider spread and more rows than the grouping tests, so class scatter is visible.
+labelled_pairs = functools.partial(embedding_cases.labelled_pairs, rows=90, spread=0.3)
 
 
 def brute_force_within(images, texts, labels):
