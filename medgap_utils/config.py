@@ -57,8 +57,8 @@ class Profile:
         return {"train": train, "validation": validation, "test": test}
 
 
-# NOTE: the cpu sizes are chosen so that the whole book executes in about 20
-# minutes on a 2-core x86_64 machine; the ci sizes keep it to a few minutes.
+# NOTE: the cpu sizes aim at about 20 minutes for the whole book on a 2-core
+# x86_64 machine, and the ci sizes at a few minutes. The cpu target is unmeasured.
 PROFILES: dict[str, Profile] = {
     "ci": Profile(
         name="ci",

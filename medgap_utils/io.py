@@ -27,7 +27,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     left untouched.
 
     NOTE: replacing an existing directory takes two renames, so another
-    process may briefly see ``path`` missing; it never sees a partial one.
+    process may briefly find ``path`` missing. It never finds a partial one.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

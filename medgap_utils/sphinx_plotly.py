@@ -23,7 +23,7 @@ PLOTLY_MIME_TYPE = "application/vnd.plotly.v1+json"
 def figure_html(figure: dict[str, Any], div_id: str | None = None) -> str:
     """Return the HTML that draws one plotly figure given as its JSON dict.
 
-    ``figure`` holds ``data``, ``layout`` and optionally ``frames`` and
+    ``figure`` contains ``data``, ``layout`` and optionally ``frames`` and
     ``config``. The markup assumes that ``window.Plotly`` is already loaded.
     """
     div_id = div_id or f"plotly-{uuid.uuid4().hex[:12]}"

@@ -2,10 +2,10 @@
 
 Usage: python scripts/build_book.py [--profile NAME] [--fresh]
 
-The build reads ``_config.yml`` and changes only what depends on the run:
-the notebook execution cache gets one folder per profile (so a ``ci`` build
-never serves outputs computed in the ``cpu`` profile), and ``--fresh``
-executes every chapter from a fresh kernel instead of reusing that cache.
+The build reads ``_config.yml`` and changes only what depends on the run.
+The notebook execution cache gets one folder per profile, so a ``ci`` build
+never serves outputs computed in the ``cpu`` profile. ``--fresh`` executes
+every chapter from a fresh kernel instead of reusing that cache.
 Warnings fail the build. The HTML lands in ``_build/<profile>/_build/html``.
 """
 

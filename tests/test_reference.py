@@ -60,7 +60,8 @@ def test_book_column_cannot_claim_published():
 
 def test_sources_name_both_studies():
     text = sources_markdown()
-    assert "arXiv:2602.20046" in text and "arXiv:2601.18525" in text
+    assert "arXiv:2602.20046" in text
+    assert "arXiv:2601.18525" in text
 
 
 def test_figure_has_published_and_book_bars():

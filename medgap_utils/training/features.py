@@ -28,7 +28,7 @@ def features_key(config: ExperimentConfig) -> str:
 
 
 def features_path(config: ExperimentConfig) -> Path:
-    """Return the file that holds (or will hold) the cached tower features of ``config``."""
+    """Return the file that contains (or will contain) the cached tower features of ``config``."""
     return cache_dir("features", create=False) / features_key(config) / "features.pt"
 
 
