@@ -11,7 +11,11 @@ function: gap geometry, retrieval, clustering, kNN and linear probes,
 zero-shot classification with one text prompt per class, and the split of
 the within-class scatter. Other modules add columns with
 :func:`register_metric` (a function of an :class:`Evaluation` that returns a
-dict of floats).
+dict of floats). Optional metrics run only when a benchmark names them in
+``extra_metrics``: ``"captioning"`` trains a caption decoder on each run's
+embeddings in the supervised, text-only and text-only + noise regimes and adds
+``"<setting>: <metric>"`` columns (BLEU-4, ROUGE-L, CIDEr, METEOR when Java is
+present, and clinical correctness when the split has the four label columns).
 
 By default the methods train heads-only on the frozen towers of one
 end-to-end CLIP run (the setting of frozen pretrained encoders), which makes
@@ -62,6 +66,8 @@ HEADLINE_METRICS = (
     "modality_gap", "true_pair_cosine", "true_pair_angle",
     "image_to_text_R@1", "text_to_image_R@1", "image_to_text_R@10", "text_to_image_R@10",
     "v_measure", "ari", "nmi", "modality_split_rate",
+    # Present only when the benchmark adds the captioning columns.
+    "supervised: CIDEr", "text-only: CIDEr", "text-only + noise: CIDEr",
 )
 LOWER_IS_BETTER = {"modality_gap", "true_pair_angle", "modality_split_rate",
                    "scatter_within_fraction", "scatter_gap_fraction"}
@@ -82,6 +88,9 @@ class BenchmarkConfig:
         backbone_overrides: dotted config changes of the end-to-end backbone run (heads-only mode).
         prompt_template: the zero-shot prompt of each class of ``label``; the
             class value (e.g. ``"pleural effusion"`` or ``"normal chest"``) fills ``{label}``.
+        extra_metrics: optional metric functions to run as well, e.g. ``("captioning",)``.
+        decoder_overrides: :class:`~medgap_utils.captioning.DecoderConfig` fields of the
+            captioners that the ``"captioning"`` metric trains, e.g. ``(("min_steps", 300),)``.
     """
 
     profile: str
@@ -93,6 +102,8 @@ class BenchmarkConfig:
     overrides: tuple[tuple[str, Any], ...] = ()
     backbone_overrides: tuple[tuple[str, Any], ...] = ()
     prompt_template: str = "{label}."
+    extra_metrics: tuple[str, ...] = ()
+    decoder_overrides: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         allowed = (*LOSS_PRESETS, POSTHOC_METHOD)
@@ -108,6 +119,18 @@ class BenchmarkConfig:
         if "{label}" not in self.prompt_template:
             raise ValueError(f"Invalid prompt_template={self.prompt_template!r}: it must contain '{{label}}', "
                              "which each class value fills, e.g. 'An image showing {label}.'.")
+        unknown = [name for name in self.extra_metrics if name not in OPTIONAL_METRICS]
+        if unknown:
+            raise ValueError(f"Invalid extra_metrics={self.extra_metrics!r}: each must be one of "
+                             f"{', '.join(sorted(OPTIONAL_METRICS))}.")
+        if self.decoder_overrides:
+            from medgap_utils.captioning import DecoderConfig
+
+            try:
+                DecoderConfig(**dict(self.decoder_overrides))
+            except TypeError as error:
+                raise ValueError(f"Invalid decoder_overrides={self.decoder_overrides!r}: {error}. "
+                                 "Use DecoderConfig field names, e.g. (('min_steps', 300),).") from None
 
 
 def benchmark_config(profile: str | Profile | None = None, **fields: Any) -> BenchmarkConfig:
@@ -139,6 +162,11 @@ class Evaluation:
         prompt_embeddings: (C, D) L2-normalized text embeddings of
             the benchmark's ``prompt_template`` filled with each class, row c for
             ``classes[c]``, in the same space as ``text_embeddings``.
+        benchmark: the benchmark config.
+        corpus: the ``DatasetDict`` the benchmark runs on.
+        split_embeddings: returns ``(image_embeddings, text_embeddings)`` of
+            any split of ``corpus`` for this run, transformed as the evaluated
+            ones are (post-hoc centering included).
     """
 
     method: str
@@ -151,22 +179,34 @@ class Evaluation:
     result: Any
     classes: tuple[str, ...] = ()
     prompt_embeddings: Any = None
+    benchmark: BenchmarkConfig | None = None
+    corpus: Any = None
+    split_embeddings: Callable[[str], tuple[Any, Any]] | None = None
 
 
 MetricFunction = Callable[[Evaluation], dict[str, float]]
 METRIC_FUNCTIONS: dict[str, MetricFunction] = {}
+# Metric functions that run only in benchmarks that name them in ``extra_metrics``.
+OPTIONAL_METRICS: dict[str, MetricFunction] = {}
 
 
-def register_metric(name: str) -> Callable[[MetricFunction], MetricFunction]:
+def register_metric(name: str, *, optional: bool = False) -> Callable[[MetricFunction], MetricFunction]:
     """Register a metric function under ``name`` (a decorator); its keys become table columns.
 
-    Registering a new name makes cached benchmark results re-evaluate (not retrain).
+    Registering a new name makes cached benchmark results re-evaluate (not
+    retrain). An ``optional`` metric runs only in benchmarks whose
+    ``extra_metrics`` name it, for metrics that cost more than the training.
     """
     def decorator(function: MetricFunction) -> MetricFunction:
-        METRIC_FUNCTIONS[name] = function
+        (OPTIONAL_METRICS if optional else METRIC_FUNCTIONS)[name] = function
         return function
 
     return decorator
+
+
+def active_metrics(config: BenchmarkConfig) -> dict[str, MetricFunction]:
+    """Return the metric functions that ``config`` runs: every default one, then its ``extra_metrics``."""
+    return {**METRIC_FUNCTIONS, **{name: OPTIONAL_METRICS[name] for name in config.extra_metrics}}
 
 
 @register_metric("geometry")
@@ -220,6 +260,28 @@ def _scatter(evaluation: Evaluation) -> dict[str, float]:
     scores = within_class_scatter(evaluation.image_embeddings, evaluation.text_embeddings,
                                   evaluation.labels[evaluation.label])
     return {f"scatter_{name}": value for name, value in scores.items()}
+
+
+# The four label columns that clinical correctness compares generated captions with.
+CLINICAL_FIELDS = ("modality", "anatomy", "finding", "side")
+
+
+@register_metric("captioning", optional=True)
+def _captioning(evaluation: Evaluation) -> dict[str, float]:
+    from medgap_utils.captioning import DecoderConfig, EmbeddingRun, captioning_row
+    from medgap_utils.captioning.evaluate import shared_meteor
+
+    corpus, benchmark = evaluation.corpus, evaluation.benchmark
+    train_image, train_text = evaluation.split_embeddings("train")
+    run = EmbeddingRun(train_image, train_text, evaluation.image_embeddings, evaluation.text_embeddings,
+                       seed=evaluation.seed)
+    test_split = corpus[benchmark.split]
+    # Clinical correctness needs all four label columns, so a corpus without them gets the text metrics only.
+    labels = test_split if all(field in test_split.column_names for field in CLINICAL_FIELDS) else None
+    with shared_meteor("auto") as meteor:
+        return captioning_row(run, list(corpus["train"]["caption"]), evaluation.captions, test_labels=labels,
+                              config=DecoderConfig(**dict(benchmark.decoder_overrides)), meteor=meteor,
+                              progress=False)
 
 
 def _split_embeddings(result: Any, split: str, corpus: Any) -> tuple[Any, Any]:
@@ -371,7 +433,8 @@ class BenchmarkResult:
         paths = {"json": directory / "results.json", "markdown": directory / "results.md",
                  "figure": directory / "figure.html"}
         write_json_atomic(paths["json"], {"config": dataclasses.asdict(self.config), "rows": self.rows,
-                                          "summary": self.summary(), "metric_functions": sorted(METRIC_FUNCTIONS)})
+                                          "summary": self.summary(),
+                                          "metric_functions": sorted(active_metrics(self.config))})
         write_text_atomic(paths["markdown"], self.to_markdown())
         write_text_atomic(paths["figure"], self.figure().to_html(include_plotlyjs=True, full_html=True))
         return paths
@@ -387,7 +450,7 @@ def _load_cached(config: BenchmarkConfig) -> BenchmarkResult | None:
     if not path.is_file():
         return None
     stored = json.loads(path.read_text(encoding="utf-8"))
-    if set(stored.get("metric_functions", ())) != set(METRIC_FUNCTIONS):
+    if set(stored.get("metric_functions", ())) != set(active_metrics(config)):
         logger.info("re-evaluating the cached benchmark: the registered metric functions changed")
         return None
     return BenchmarkResult(config=config, rows=stored["rows"])
@@ -437,14 +500,21 @@ def run_benchmark(config: BenchmarkConfig | None = None, *, corpus: Any = None, 
         if method == POSTHOC_METHOD:
             image_embeddings, text_embeddings, prompt_embeddings = _posthoc(result, config.split, corpus,
                                                                             prompt_embeddings)
+
+            def split_embeddings(name: str, result: Any = result) -> tuple[Any, Any]:
+                return _posthoc(result, name, corpus)[:2]
         else:
             image_embeddings, text_embeddings = _split_embeddings(result, config.split, corpus)
+
+            def split_embeddings(name: str, result: Any = result) -> tuple[Any, Any]:
+                return _split_embeddings(result, name, corpus)
         evaluation = Evaluation(method=method, seed=seed, image_embeddings=image_embeddings,
                                 text_embeddings=text_embeddings, labels=labels, captions=captions,
                                 label=config.label, result=result, classes=classes,
-                                prompt_embeddings=prompt_embeddings)
+                                prompt_embeddings=prompt_embeddings, benchmark=config, corpus=corpus,
+                                split_embeddings=split_embeddings)
         row: dict[str, Any] = {"method": method, "seed": seed}
-        for function in METRIC_FUNCTIONS.values():
+        for function in active_metrics(config).values():
             row.update({key: float(value) for key, value in function(evaluation).items()})
         rows.append(row)
         logger.info("%s seed %d: modality_gap %.3f", method, seed, row.get("modality_gap", float("nan")))
@@ -476,6 +546,9 @@ def add_bench_parser(commands: Any) -> None:
     parser.add_argument("--prompt-template", default=BenchmarkConfig.prompt_template,
                         help="zero-shot prompt of each class; the class value replaces {label} "
                              "(default: %(default)r)")
+    parser.add_argument("--captioning", action="store_true",
+                        help="also train caption decoders on every run's embeddings and add the captioning columns "
+                             "(supervised, text-only, text-only + noise; several minutes more)")
     parser.add_argument("--output", type=Path, default=None,
                         help="also write the results to this directory (default: only the cache)")
     parser.add_argument("--force", action="store_true", help="re-evaluate even if a cached table exists")
@@ -490,6 +563,8 @@ def run_bench_command(args: Any) -> int:
         fields["seeds"] = tuple(args.seeds)
     if args.epochs is not None:
         fields["overrides"] = (("train.epochs", args.epochs),)
+    if args.captioning:
+        fields["extra_metrics"] = ("captioning",)
     try:
         config = benchmark_config(args.profile, **fields)
     except ValueError as error:

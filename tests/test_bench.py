@@ -148,3 +148,77 @@ def test_method_embeddings_match_rows(result, corpus):
 def test_method_embeddings_unknown_method_rejected(result, corpus):
     with pytest.raises(ValueError, match="method='siglip'"):
         bench.method_embeddings("siglip", result.config, 0, corpus=corpus)
+
+
+# A captioner small enough to train in about a second.
+QUICK_DECODER = (("width", 16), ("layers", 1), ("heads", 2), ("epochs", 2), ("min_steps", 1), ("batch_size", 16),
+                 ("max_length", 12))
+
+
+@pytest.fixture(scope="module")
+def captioned(corpus, cache):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MEDGAP_CACHE", str(cache))
+        config = small_benchmark(methods=("clip", "posthoc_clip"), seeds=(0,), extra_metrics=("captioning",),
+                                 decoder_overrides=QUICK_DECODER)
+        return run_benchmark(config, corpus=corpus, progress=False)
+
+
+def test_captioning_columns_added_on_request(result, captioned):
+    for setting in ("supervised", "text-only", "text-only + noise"):
+        for metric in ("BLEU-4", "ROUGE-L", "CIDEr"):
+            assert f"{setting}: {metric}" in captioned.rows[0], (setting, metric)
+    # The tiny corpus has no modality, anatomy or side column, so there is no clinical score.
+    assert not any("clinical" in key for key in captioned.rows[0])
+    assert not any(":" in key for key in result.rows[0]), "captioning runs only when a benchmark names it"
+    assert "text-only: CIDEr" in captioned.to_markdown()
+
+
+def test_captioning_uses_posthoc_train_embeddings(captioned, corpus, cache, monkeypatch):
+    from medgap_utils.captioning import DecoderConfig, evaluate_captioning
+    from medgap_utils.metrics import center_modalities
+    from medgap_utils.training import load_or_fit
+
+    monkeypatch.setenv("MEDGAP_CACHE", str(cache))
+    config = captioned.config
+    model = load_or_fit(bench.method_config("clip", config, 0), corpus=corpus, progress=False)
+    validation_image, validation_text = bench._split_embeddings(model, "validation", corpus)
+    train_image, train_text, test_image, test_text = (
+        embedding for split in ("train", "test") for embedding in center_modalities(
+            *bench._split_embeddings(model, split, corpus),
+            image_mean=validation_image.mean(0), text_mean=validation_text.mean(0)))
+    expected = evaluate_captioning(train_text, list(corpus["train"]["caption"]), test_image,
+                                   list(corpus["test"]["caption"]), regime="text_only", seed=0,
+                                   config=DecoderConfig(**dict(QUICK_DECODER)), meteor=False, cache=False,
+                                   progress=False)["metrics"]
+    row = next(row for row in captioned.rows if row["method"] == "posthoc_clip")
+    assert row["text-only: CIDEr"] == pytest.approx(expected["CIDEr"], abs=1e-9)
+    assert row["text-only: BLEU-4"] == pytest.approx(expected["BLEU-4"], abs=1e-9)
+
+
+def test_unknown_extra_metric_rejected():
+    with pytest.raises(ValueError, match=r"extra_metrics=\('captions',\).*captioning"):
+        small_benchmark(extra_metrics=("captions",))
+
+
+def test_unknown_decoder_field_rejected():
+    with pytest.raises(ValueError, match=r"decoder_overrides=.*depth.*DecoderConfig field names"):
+        small_benchmark(extra_metrics=("captioning",), decoder_overrides=(("depth", 2),))
+
+
+def test_captioning_flag_sets_extra_metric(monkeypatch):
+    import argparse
+
+    class Started(Exception):
+        """Stops the command where it would start training, carrying the config it built."""
+
+    def start(config, force):
+        raise Started(config)
+
+    monkeypatch.setattr(bench, "run_benchmark", start)
+    commands = argparse.ArgumentParser().add_subparsers()
+    bench.add_bench_parser(commands)
+    arguments = commands.choices["bench"].parse_args(["--profile", "ci", "--captioning", "--seeds", "0"])
+    with pytest.raises(Started) as started:
+        bench.run_bench_command(arguments)
+    assert started.value.args[0].extra_metrics == ("captioning",)
