@@ -116,6 +116,23 @@ def median_seconds(function: Callable[[], Any], repeats: int) -> tuple[float, li
     return statistics.median(times), times
 
 
+def training_step_seconds(model: Any, loss_function: Any, optimizer: Any, batches: list[tuple[Any, Any]]) -> list[float]:
+    """Train one step on each ``(images, texts)`` batch and return the wall time of each step, in seconds.
+
+    A first step on ``batches[0]`` warms up the kernels and allocator and is not timed.
+    """
+    times = []
+    for images, texts in [batches[0], *batches]:
+        started = time.perf_counter()
+        image_embeddings, text_embeddings = model(images, texts)
+        loss = loss_function(image_embeddings, text_embeddings, model.logit_scale.exp()).total
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        times.append(time.perf_counter() - started)
+    return times[1:]
+
+
 class PeakMemory:
     """Peak resident memory above the level at entry, in bytes, for the code inside a ``with`` block.
 

@@ -88,17 +88,7 @@ def consumption_rate(config, model, train, steps: int) -> dict:
     loss_function = GapClosingLoss.from_config(config.loss)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.train.lr, weight_decay=config.train.weight_decay)
     model.train()
-    times = []
-    # The first step is a warm-up and is not timed.
-    for images, texts in [batches[0], *batches]:
-        started = time.perf_counter()
-        image_embeddings, text_embeddings = model(images, texts)
-        loss = loss_function(image_embeddings, text_embeddings, model.logit_scale.exp()).total
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        times.append(time.perf_counter() - started)
-    times = times[1:]
+    times = harness.training_step_seconds(model, loss_function, optimizer, batches)
     return {"step_seconds": times, "pairs_per_second": config.train.batch_size / statistics.median(times)}
 
 

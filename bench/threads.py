@@ -26,7 +26,6 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 
 import harness
 
@@ -51,17 +50,8 @@ def run_worker(args: argparse.Namespace) -> int:
     images = torch.randn(batch_size, 3, config.data.image_size, config.data.image_size)
     texts = model.tokenizer([f"axial ct of the chest with a {i} mm nodule in the right upper lobe"
                              for i in range(batch_size)])
-    times = []
-    # The first step is a warm-up and is not timed.
-    for _ in range(args.steps + 1):
-        started = time.perf_counter()
-        image_embeddings, text_embeddings = model(images, texts)
-        loss = loss_function(image_embeddings, text_embeddings, model.logit_scale.exp()).total
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        times.append(time.perf_counter() - started)
-    print(json.dumps({"step_seconds": times[1:], "batch_size": batch_size}))
+    times = harness.training_step_seconds(model, loss_function, optimizer, [(images, texts)] * args.steps)
+    print(json.dumps({"step_seconds": times, "batch_size": batch_size}))
     return 0
 
 
