@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from medgap_utils.captioning import (
     SUPERVISED,
@@ -13,15 +12,8 @@ from medgap_utils.captioning import (
     EmbeddingRun,
     benchmark_captioning,
 )
+from test_captioning import CAPTIONS, unit_rows
 
-CAPTIONS = [
-    "Chest CT: a 12 mm nodule in the left lung.",
-    "Brain MRI with no acute abnormality.",
-    "Right pleural effusion on chest X-ray.",
-    "Abdominal CT showing free fluid.",
-    "Left knee radiograph: fracture of the distal femur.",
-    "Unremarkable chest radiograph.",
-]
 QUICK = DecoderConfig(min_steps=1, width=16, layers=1, heads=2, epochs=2, batch_size=4, max_length=12)
 SETTINGS = (SUPERVISED, TEXT_ONLY, TEXT_ONLY_CEILING)
 
@@ -29,11 +21,6 @@ SETTINGS = (SUPERVISED, TEXT_ONLY, TEXT_ONLY_CEILING)
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("MEDGAP_CACHE", str(tmp_path / "cache"))
-
-
-def unit_rows(count: int, seed: int, dim: int = 16) -> torch.Tensor:
-    generator = torch.Generator().manual_seed(seed)
-    return torch.nn.functional.normalize(torch.randn(count, dim, generator=generator), dim=-1)
 
 
 def two_model_runs() -> dict[str, list[EmbeddingRun]]:
