@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -143,22 +144,40 @@ class WeightSchedule:
         return cls(base, start, end, start_fraction, end_fraction)
 
 
+class _AllGatherWithGradient(torch.autograd.Function):
+    """Concatenation of every process's equally shaped tensor in rank order, differentiable.
+
+    The backward sums the gradient that every process computed for the whole
+    concatenation and returns this process's rows of the sum. It uses only
+    ``all_gather`` and ``all_reduce``, which every backend (gloo included) supports.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, tensor: torch.Tensor) -> torch.Tensor:
+        parts = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, tensor.contiguous())
+        ctx.start, ctx.rows = dist.get_rank() * tensor.shape[0], tensor.shape[0]
+        return torch.cat(parts, dim=0)
+
+    @staticmethod
+    def backward(ctx: Any, gradient: torch.Tensor) -> torch.Tensor:
+        total = gradient.contiguous().clone()
+        dist.all_reduce(total, op=dist.ReduceOp.SUM)
+        return total[ctx.start:ctx.start + ctx.rows]
+
+
 def gather_batch(image_embeddings: torch.Tensor, text_embeddings: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Concatenate every process's embeddings in rank order, keeping gradients.
 
     Without an initialized process group (or with one process) the inputs are
-    returned unchanged. The backward of ``torch.distributed.nn.all_gather``
-    sums the gradient of every process's copy of the global loss, so after the
-    usual data-parallel gradient averaging each parameter receives the gradient
-    of the loss on the global batch.
+    returned unchanged. Every process must pass the same number of rows. The
+    backward sums the gradient of every process's copy of the global loss,
+    so after the usual data-parallel gradient averaging each parameter
+    receives the gradient of the loss on the global batch.
     """
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return image_embeddings, text_embeddings
-    import torch.distributed.nn
-
-    all_images = torch.cat(torch.distributed.nn.all_gather(image_embeddings), dim=0)
-    all_texts = torch.cat(torch.distributed.nn.all_gather(text_embeddings), dim=0)
-    return all_images, all_texts
+    return _AllGatherWithGradient.apply(image_embeddings), _AllGatherWithGradient.apply(text_embeddings)
 
 
 @dataclasses.dataclass

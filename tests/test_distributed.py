@@ -1,6 +1,7 @@
 """Two gloo processes must train exactly like one process on the global batch."""
 
 import socket
+import warnings
 
 import pytest
 import torch
@@ -58,12 +59,17 @@ def worker(rank: int, port: int, output: str, run_dir: str) -> None:
         images, texts = global_batch(model)
         local = slice(rank * GLOBAL_BATCH // WORLD_SIZE, (rank + 1) * GLOBAL_BATCH // WORLD_SIZE)
         wrapped = torch.nn.parallel.DistributedDataParallel(model)
-        loss, gradients = loss_and_gradients(model, images[local], texts[local], wrapped)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            loss, gradients = loss_and_gradients(model, images[local], texts[local], wrapped)
+        deprecations = [str(warning.message) for warning in caught
+                        if issubclass(warning.category, (FutureWarning, DeprecationWarning))]
 
         result = fit(heads_config(), features=features(), run_dir=run_dir, progress=False, device="cpu")
         if rank == 0:
             heads = {k: v for k, v in result.model.state_dict().items() if "head" in k}
-            torch.save({"loss": loss, "gradients": gradients, "heads": heads, "history": result.history}, output)
+            torch.save({"loss": loss, "gradients": gradients, "heads": heads, "history": result.history,
+                        "deprecations": deprecations}, output)
     finally:
         dist.destroy_process_group()
 
@@ -88,6 +94,10 @@ def test_loss_matches_global_batch(two_process_run):
     model = build_model(end_to_end_config())
     loss, _ = loss_and_gradients(model, *global_batch(model))
     assert torch.allclose(two_process_run["loss"], loss, atol=1e-6)
+
+
+def test_gathered_step_warns_nothing_deprecated(two_process_run):
+    assert two_process_run["deprecations"] == []
 
 
 def test_gradients_match_global_batch(two_process_run):
