@@ -9,8 +9,10 @@ the same seed, sizes, image size and generator version load it from there.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
+from collections.abc import Iterator
 
 import datasets
 import numpy as np
@@ -127,6 +129,8 @@ def load_phantom_corpus(
     seed: int = 0,
     sizes: tuple[int, int, int] | dict[str, int] | None = None,
     image_size: int | None = None,
+    *,
+    progress: bool = True,
 ) -> datasets.DatasetDict:
     """Return the phantom corpus, generating and caching it on first use.
 
@@ -138,6 +142,7 @@ def load_phantom_corpus(
             with a subset of those keys; defaults to ``profile.corpus_sizes``.
         image_size: side of the square grayscale PNG images in pixels;
             defaults to ``profile.image_size``.
+        progress: show progress bars while the corpus is generated and saved.
 
     Returns:
         A ``DatasetDict`` with features :data:`PHANTOM_FEATURES`.
@@ -153,11 +158,24 @@ def load_phantom_corpus(
 
     logger.info("Generating the phantom corpus (%s, %d px, seed %d) into %s", sizes, image_size, seed, path)
     splits = {}
-    for split, size in tqdm(sizes.items(), desc="phantom corpus", unit="split"):
+    for split, size in tqdm(sizes.items(), desc="phantom corpus", unit="split", disable=not progress):
         splits[split] = datasets.Dataset.from_dict(
             generate_split(size, seed, split, image_size), features=PHANTOM_FEATURES
         )
     corpus = datasets.DatasetDict(splits)
-    with atomic_path(path) as temporary:
+    with atomic_path(path) as temporary, _datasets_progress(progress):
         corpus.save_to_disk(str(temporary))
     return datasets.load_from_disk(str(path))
+
+
+@contextlib.contextmanager
+def _datasets_progress(enabled: bool) -> Iterator[None]:
+    """Hide the progress bars of ``datasets`` inside the block unless ``enabled``, then restore them."""
+    was_enabled = datasets.is_progress_bar_enabled()
+    if not enabled:
+        datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            datasets.enable_progress_bars()

@@ -49,7 +49,7 @@ def load_corpus(data: DataConfig, *, data_files=None, hub_cache_dir: str | os.Pa
             schema (see :func:`~medgap_utils.data.write_roco_parquet`) instead of
             the hub; the result is then not cached.
         hub_cache_dir: the ``datasets`` cache for the downloaded files.
-        progress: show a progress bar while the pairs are streamed.
+        progress: show progress bars while the pairs are generated or streamed.
 
     Raises:
         TypeError: ``data`` is not a :class:`~medgap_utils.config.DataConfig`.
@@ -58,7 +58,7 @@ def load_corpus(data: DataConfig, *, data_files=None, hub_cache_dir: str | os.Pa
     if not isinstance(data, DataConfig):
         raise TypeError(f"data must be a DataConfig (config.data of an experiment), got {type(data).__name__}")
     if data.corpus == "phantom":
-        return load_phantom_corpus(seed=data.seed, sizes=data.sizes, image_size=data.image_size)
+        return load_phantom_corpus(seed=data.seed, sizes=data.sizes, image_size=data.image_size, progress=progress)
 
     path = cache_dir("corpora", create=False) / f"{data.corpus}-{config_key(data)}"
     if data_files is None and (path / "dataset_dict.json").is_file():

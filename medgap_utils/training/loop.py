@@ -83,10 +83,10 @@ def default_run_dir(config: ExperimentConfig) -> Path:
     return cache_dir("runs", create=False) / config_key(config)
 
 
-def _load_corpus(config: ExperimentConfig):
+def _load_corpus(config: ExperimentConfig, progress: bool):
     from medgap_utils.data import load_corpus
 
-    return load_corpus(config.data)
+    return load_corpus(config.data, progress=progress)
 
 
 def _trainable_state(model: DualEncoder, heads_only: bool) -> dict[str, torch.Tensor]:
@@ -204,7 +204,7 @@ class _Run:
     @property
     def corpus(self):
         if self._corpus is None:
-            self._corpus = _load_corpus(self.config)
+            self._corpus = _load_corpus(self.config, self.progress)
         return self._corpus
 
     # -- checkpoints -----------------------------------------------------
@@ -437,10 +437,10 @@ def _fit(config: ExperimentConfig, context: DistributedContext, corpus: Any, fea
         run.epoch = epoch
         record = run.record(losses, time.perf_counter() - started, time.process_time() - started_cpu)
         run.save(checkpoint, complete=epoch == config.train.epochs)
-        logger.info("epoch %d/%d: loss %.4f, val modality_gap %s", epoch, config.train.epochs,
-                    losses["loss"], record.get("val_modality_gap"))
         epochs.set_postfix(loss=f"{losses['loss']:.3f}")
         if context.is_main:
+            logger.info("epoch %d/%d: loss %.4f, val modality_gap %s", epoch, config.train.epochs,
+                        losses["loss"], record.get("val_modality_gap"))
             for callback in callbacks:
                 callback(record)
     return _result(run, checkpoint)
