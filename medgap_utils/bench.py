@@ -548,7 +548,7 @@ def add_bench_parser(commands: Any) -> None:
                              "(default: %(default)r)")
     parser.add_argument("--captioning", action="store_true",
                         help="also train caption decoders on every run's embeddings and add the captioning columns "
-                             "(supervised, text-only, text-only + noise; several minutes more)")
+                             "(supervised, text-only, text-only + noise; one captioner per method, seed and regime)")
     parser.add_argument("--output", type=Path, default=None,
                         help="also write the results to this directory (default: only the cache)")
     parser.add_argument("--force", action="store_true", help="re-evaluate even if a cached table exists")
