@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -278,10 +279,12 @@ def _captioning(evaluation: Evaluation) -> dict[str, float]:
     test_split = corpus[benchmark.split]
     # Clinical correctness needs all four label columns, so a corpus without them gets the text metrics only.
     labels = test_split if all(field in test_split.column_names for field in CLINICAL_FIELDS) else None
+    # The three captioners of a run train at once, one per core, each on one thread.
+    workers = max(1, min(3, os.cpu_count() or 1))
     with shared_meteor("auto") as meteor:
         return captioning_row(run, list(corpus["train"]["caption"]), evaluation.captions, test_labels=labels,
                               config=DecoderConfig(**dict(benchmark.decoder_overrides)), meteor=meteor,
-                              progress=False)
+                              workers=workers, progress=False)
 
 
 def _split_embeddings(result: Any, split: str, corpus: Any) -> tuple[Any, Any]:

@@ -11,6 +11,7 @@ from medgap_utils.captioning import (
     DecoderConfig,
     EmbeddingRun,
     benchmark_captioning,
+    captioning_row,
 )
 from test_captioning import CAPTIONS, unit_rows
 
@@ -60,3 +61,20 @@ def test_workers_require_cache():
     with pytest.raises(ValueError, match="cache=True"):
         benchmark_captioning(two_model_runs(), CAPTIONS, CAPTIONS, settings=SETTINGS, config=QUICK,
                              meteor=False, progress=False, workers=2, cache=False)
+
+
+def test_row_workers_match_serial_row(tmp_path, monkeypatch):
+    run = two_model_runs()["CLIP"][0]
+    rows = {}
+    for workers in (1, 2):
+        monkeypatch.setenv("MEDGAP_CACHE", str(tmp_path / f"workers-{workers}"))
+        rows[workers] = captioning_row(run, CAPTIONS, CAPTIONS, settings=SETTINGS, config=QUICK, meteor=False,
+                                       progress=False, workers=workers)
+    assert rows[2] == rows[1]
+    assert len(list((tmp_path / "workers-2" / "captioning" / "captioners").glob("*.pt"))) == 2
+
+
+def test_row_workers_require_cache():
+    with pytest.raises(ValueError, match="cache=True"):
+        captioning_row(two_model_runs()["CLIP"][0], CAPTIONS, CAPTIONS, settings=SETTINGS, config=QUICK,
+                       meteor=False, progress=False, workers=2, cache=False)

@@ -171,10 +171,7 @@ def benchmark_captioning(
             embeddings, or ``workers`` is below 1 or above 1 with ``cache=False``.
         TypeError: if a run is neither an ``EmbeddingRun`` nor a mapping.
     """
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
-    if workers > 1 and not cache:
-        raise ValueError("workers > 1 needs cache=True: the worker processes hand their captioners over through the cache.")
+    _check_workers(workers, cache)
     if not runs:
         raise ValueError("runs is empty; pass model name -> list of EmbeddingRun (one per seed).")
     if not settings:
@@ -227,6 +224,7 @@ def captioning_row(
     test_labels: Mapping[str, Sequence[Any]] | Any = None,
     settings: Sequence[CaptioningSetting] = DEFAULT_SETTINGS,
     metrics: Sequence[str] | None = TABLE_METRICS,
+    workers: int = 1,
     **options: Any,
 ) -> dict[str, float]:
     """Score one model run in every setting, as flat columns for a benchmark row.
@@ -242,13 +240,19 @@ def captioning_row(
             :func:`benchmark_captioning`.
         metrics: metric names to keep (those missing, e.g. METEOR without
             Java, are left out); None keeps all.
+        workers: processes that train the settings' captioners missing from
+            the cache at once, as in :func:`benchmark_captioning`.
         options: passed to :func:`evaluate_captioning` (``config``,
             ``beam_size``, ``meteor``, ``vocabulary``, ``cache``, ``progress``).
 
     Returns:
         ``{"<setting>: <metric>": value}``.
     """
+    _check_workers(workers, options.get("cache", True))
     run = _as_run(run, "run")
+    if workers > 1:
+        jobs = [("run", run, setting) for setting in settings]
+        _train_missing_captioners(jobs, train_captions, options.get("config"), workers, progress=False)
     row = {}
     for setting in settings:
         result = _evaluate_setting(run, setting, train_captions, test_captions, test_labels, options)
@@ -256,6 +260,13 @@ def captioning_row(
             if name != "captions scored" and (metrics is None or name in metrics):
                 row[f"{setting.name}: {name}"] = value
     return row
+
+
+def _check_workers(workers: Any, cache: bool) -> None:
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+    if workers > 1 and not cache:
+        raise ValueError("workers > 1 needs cache=True: the worker processes hand their captioners over through the cache.")
 
 
 def _evaluate_setting(
