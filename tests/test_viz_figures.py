@@ -289,6 +289,25 @@ def test_training_animation_frames_keep_colors():
         assert frame.data[0].marker.color is None
 
 
+def test_training_animation_frames_keep_subplot_titles():
+    figure = training_animation_figure(snapshot_rows(), history_rows())
+    titles = [annotation.text for annotation in figure.layout.annotations if annotation.text]
+
+    assert titles
+    for frame in figure.frames:
+        # Plotly replaces annotations by position, so a frame lists the titles again, then its one gap arrow.
+        assert len(frame.layout.annotations) == len(figure.layout.annotations)
+        assert [annotation.text for annotation in frame.layout.annotations[:len(titles)]] == titles
+
+
+def test_training_animation_colorbar_below_the_map():
+    colorbar = training_animation_figure(snapshot_rows()).layout.coloraxis.colorbar
+
+    assert colorbar.orientation == "h"
+    assert colorbar.y < 0
+    assert colorbar.title.text == "modality"
+
+
 def test_training_animation_rejects_mismatched_snapshots():
     snapshots = snapshot_rows()
     snapshots[2] = {"epoch": 2, "image_embeddings": snapshots[2]["image_embeddings"][:10],

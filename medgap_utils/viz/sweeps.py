@@ -25,7 +25,7 @@ PARAMETER_TITLES = {
     "lambda_atp": "λ_ATP (weight of L_ATP)",
     "lambda_cu": "λ_CU (weight of L_CU)",
     "temperature": "temperature τ (unitless)",
-    "shift": "shift λ along the gap vector (fraction of the gap)",
+    "shift": "shift λ (fraction of the gap)",
 }
 
 
@@ -164,7 +164,7 @@ def gap_shift_figure(
     max_pair_lines: int = 200,
     seed: int = 0,
     title: str = "Shifting the embeddings along the gap vector",
-    height: int = 640,
+    height: int = 740,
 ) -> go.Figure:
     """Draw retrieval and clustering metrics against the post-hoc shift, with a slider.
 
@@ -254,7 +254,7 @@ def _shift_curves_figure(summaries: dict, panels: dict[str, list[str]], shift_va
     slider, _ = frame_controls(names, labels, "shift λ: ", play=False)
     slider.update(x=0, len=1.0)
     figure.update_layout(
-        template=palette.TEMPLATE, title={"text": title}, height=height - 160, sliders=[slider],
+        template=palette.TEMPLATE, title={"text": title}, height=height - 260, sliders=[slider],
         legend={"orientation": "h", "x": 1, "xanchor": "right", "y": 1.02, "yanchor": "bottom"},
         margin={"b": 140},
     )

@@ -223,6 +223,8 @@ def animated_map_figure(
             figure.update_xaxes(title_text=x_title, row=row, col=2)
         figure.update_yaxes(title_text=y_title, row=row, col=2)
 
+    # A frame's annotations replace the figure's by position, so every frame repeats the subplot titles first.
+    subplot_titles = [annotation.to_plotly_json() for annotation in figure.layout.annotations]
     frame_names, step_labels, frames = [], [], []
     for index, snapshot in enumerate(snapshots):
         name = f"{key} {snapshot[key]}"
@@ -230,7 +232,7 @@ def animated_map_figure(
         data += [{"type": "scatter", "x": [snapshot[key]], "y": [curve[4][index]]} for curve in curves]
         layout = {}
         if dims == 2:
-            layout["annotations"] = [embedding_map.gap_arrow(coordinates[index, 0], coordinates[index, 1])]
+            layout["annotations"] = [*subplot_titles, embedding_map.gap_arrow(coordinates[index, 0], coordinates[index, 1])]
         frames.append(go.Frame(name=name, data=data, traces=list(range(MAP_TRACES)) + marker_traces, layout=layout))
         frame_names.append(name)
         step_labels.append(format(snapshot[key], step_format))
@@ -238,12 +240,15 @@ def animated_map_figure(
 
     slider, play = frame_controls(frame_names, step_labels, slider_prefix)
     layout = embedding_map.layout(title, height)
+    # The colorbar lies flat below the legend: between the map and the curves it would cover their axis titles.
+    colorbar_title = {"text": embedding_map.options[embedding_map.initial].column, "side": "top"}
     layout.update(
-        coloraxis=embedding_map.coloraxis(x=0.52, xanchor="left", y=1.0, yanchor="top", len=0.5),
+        coloraxis=embedding_map.coloraxis(orientation="h", x=0, xanchor="left", y=-0.75, yanchor="top", len=0.45,
+                                          thickness=12, tickangle=-30, title=colorbar_title),
         updatemenus=[*layout["updatemenus"], *play],
         sliders=[slider],
         legend={"orientation": "h", "x": 0, "y": -0.42, "yanchor": "top"},
-        margin={"t": 100, "b": 190, "r": 30},
+        margin={"t": 100, "b": 290, "r": 30},
     )
     figure.update_layout(layout)
     apply_axis_titles(figure, projection, dims)
@@ -275,7 +280,7 @@ def training_animation_figure(
     max_pair_lines: int = 200,
     seed: int = 0,
     title: str = "Embeddings over training",
-    height: int = 620,
+    height: int = 720,
 ) -> go.Figure:
     """Animate the embedding map over epochs beside the gap and true-pair cosine curves.
 
