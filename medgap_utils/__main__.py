@@ -33,6 +33,11 @@ def _write_student_copies(args: argparse.Namespace) -> int:
     if not paths:
         print("No chapter notebooks given and none found in ./book; pass notebook paths.", file=sys.stderr)
         return 2
+    # Check every path before writing any copy, so a typo leaves no partial output.
+    invalid = [str(path) for path in paths if Path(path).suffix != ".ipynb" or not Path(path).is_file()]
+    if invalid:
+        print(f"error: not chapter notebooks (.ipynb files that exist): {', '.join(invalid)}", file=sys.stderr)
+        return 2
     for path in write_student_copies(paths, args.output):
         print(path)
     return 0
@@ -44,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m medgap_utils",
         description="Train, evaluate and benchmark image-text models for the medgap book.",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level and show the traceback of an error")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     profile = commands.add_parser("profile", help="print the active run-time profile and the cache directory")
@@ -74,7 +79,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
-    return args.handler(args)
+    try:
+        return args.handler(args)
+    except KeyboardInterrupt:
+        print("interrupted: finished epochs and runs are saved in the cache, so running the same command "
+              "again continues from there", file=sys.stderr)
+        return 130
+    except _user_errors() as error:
+        # These errors carry a message that names the value and the fix, so a traceback only hides it.
+        if args.verbose:
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        print("(put --verbose before the command to see the traceback)", file=sys.stderr)
+        return 1
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Return the exception types that report bad input, a missing file or an unreachable hub."""
+    from medgap_utils.data.hub import HubUnavailableError
+    from medgap_utils.training.checkpoints import CheckpointError
+
+    return (ValueError, OSError, CheckpointError, HubUnavailableError)
 
 
 if __name__ == "__main__":

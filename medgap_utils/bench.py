@@ -113,6 +113,8 @@ class BenchmarkConfig:
             raise ValueError(f"Invalid methods={self.methods!r}: each must be one of {', '.join(allowed)}.")
         if not self.seeds:
             raise ValueError("Invalid seeds=(): give at least one seed.")
+        if any(isinstance(seed, bool) or not isinstance(seed, int) or seed < 0 for seed in self.seeds):
+            raise ValueError(f"Invalid seeds={self.seeds!r}: each seed must be an integer >= 0, e.g. (0, 1, 2).")
         if self.mode not in TRAINING_MODES:
             raise ValueError(f"Invalid mode={self.mode!r}: expected one of {', '.join(TRAINING_MODES)}.")
         if self.split not in ("validation", "test"):
@@ -572,6 +574,8 @@ def run_bench_command(args: Any) -> int:
         config = benchmark_config(args.profile, **fields)
     except ValueError as error:
         raise SystemExit(f"error: {error}") from None
+    if args.output is not None and args.output.exists() and not args.output.is_dir():
+        raise SystemExit(f"error: --output {str(args.output)!r} is a file; give a folder for the results.")
     result = run_benchmark(config, force=args.force)
     directory = benchmark_dir(config)
     if args.output is not None:

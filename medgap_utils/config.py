@@ -318,6 +318,8 @@ class TrainConfig:
         _check_choice("train.mode", self.mode, TRAINING_MODES)
         _check_positive("train.epochs", self.epochs, integer=True)
         _check_positive("train.batch_size", self.batch_size, integer=True)
+        # numpy and scikit-learn accept seeds from 0 to 2**32 - 1 only.
+        _check_positive("train.seed", self.seed, integer=True, allow_zero=True)
         if self.batch_size < 2:
             _reject("train.batch_size", self.batch_size, "at least 2 (InfoNCE needs negatives)")
         _check_positive("train.lr", self.lr)

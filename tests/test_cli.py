@@ -78,3 +78,53 @@ def _small_ci_profiles():
 def test_bench_rejects_template_without_label():
     with pytest.raises(SystemExit, match=r"prompt_template='a finding'"):
         main(["bench", "--profile", "ci", "--prompt-template", "a finding"])
+
+
+def test_train_rejects_negative_seed():
+    with pytest.raises(SystemExit, match=r"train.seed=-5"):
+        main(["train", "--profile", "ci", "--seed", "-5"])
+
+
+def test_bench_rejects_negative_seed():
+    with pytest.raises(SystemExit, match=r"seeds=\(-1,\).*>= 0"):
+        main(["bench", "--profile", "ci", "--seeds", "-1"])
+
+
+def test_bench_rejects_file_as_output(tmp_path):
+    output = tmp_path / "results.txt"
+    output.write_text("not a folder", encoding="utf-8")
+    with pytest.raises(SystemExit, match=r"--output .*results.txt.* is a file"):
+        main(["bench", "--profile", "ci", "--output", str(output)])
+
+
+def test_bad_input_prints_one_error_line(monkeypatch, capsys):
+    monkeypatch.setenv("MEDGAP_PROFILE", "laptop")
+    assert main(["profile"]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("error: ")
+    assert "'laptop'" in error
+    assert "Traceback" not in error
+
+
+def test_verbose_shows_the_traceback(monkeypatch):
+    monkeypatch.setenv("MEDGAP_PROFILE", "laptop")
+    with pytest.raises(ValueError, match="'laptop'"):
+        main(["--verbose", "profile"])
+
+
+def test_interrupt_says_how_to_continue(monkeypatch, capsys):
+    import medgap_utils.__main__ as cli
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_show_profile", interrupted)
+    assert main(["profile"]) == 130
+    assert "running the same command again continues" in capsys.readouterr().err
+
+
+def test_student_copies_checks_every_path_first(tmp_path, capsys):
+    output = tmp_path / "students"
+    assert main(["student-copies", "book/data.ipynb", "book/missing.ipynb", "--output", str(output)]) == 2
+    assert "book/missing.ipynb" in capsys.readouterr().err
+    assert not output.exists()

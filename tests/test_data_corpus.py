@@ -93,6 +93,23 @@ def test_cached_corpus_is_reloaded(cache, corpus):
     assert marker.stat().st_mtime_ns == before
 
 
+def test_damaged_cached_corpus_is_generated_again(tmp_path, monkeypatch):
+    monkeypatch.setenv("MEDGAP_CACHE", str(tmp_path))
+    first = load_phantom_corpus("ci", seed=0, sizes=(20, 8, 8), image_size=32)
+    captions = first["validation"]["caption"]
+    path = phantom_corpus_path("ci", seed=0, sizes=(20, 8, 8), image_size=32)
+    arrow_file = next((path / "validation").glob("*.arrow"))
+    # A new, cut-short file in its place: truncating the memory-mapped one would crash this process.
+    head = arrow_file.read_bytes()[:200]
+    arrow_file.unlink()
+    arrow_file.write_bytes(head)
+
+    again = load_phantom_corpus("ci", seed=0, sizes=(20, 8, 8), image_size=32)
+
+    assert again["validation"]["caption"] == captions
+    assert arrow_file.stat().st_size > 200
+
+
 def test_profile_sizes_are_default(cache):
     profile = get_profile("ci")
     path = phantom_corpus_path(profile)

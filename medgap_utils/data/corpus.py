@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import shutil
 from collections.abc import Iterator
 
 import datasets
@@ -154,7 +155,12 @@ def load_phantom_corpus(
     sizes, image_size = _resolve(profile, sizes, image_size)
     if (path / "dataset_dict.json").exists():
         logger.info("Loading the phantom corpus from %s", path)
-        return datasets.load_from_disk(str(path))
+        try:
+            return datasets.load_from_disk(str(path))
+        except (OSError, ValueError) as error:
+            # The generator is deterministic, so a damaged copy is replaced by identical bytes.
+            logger.warning("The cached phantom corpus at %s cannot be read (%s); generating it again.", path, error)
+            shutil.rmtree(path, ignore_errors=True)
 
     logger.info("Generating the phantom corpus (%s, %d px, seed %d) into %s", sizes, image_size, seed, path)
     splits = {}

@@ -63,7 +63,11 @@ def load_corpus(data: DataConfig, *, data_files=None, hub_cache_dir: str | os.Pa
     path = cache_dir("corpora", create=False) / f"{data.corpus}-{config_key(data)}"
     if data_files is None and (path / "dataset_dict.json").is_file():
         logger.info("Loading %s from %s", data.corpus, path)
-        return datasets.load_from_disk(str(path))
+        try:
+            return datasets.load_from_disk(str(path))
+        except (OSError, ValueError) as error:
+            raise ValueError(f"The cached {data.corpus} corpus at {path} cannot be read ({error}). Delete that "
+                             "folder to stream the pairs from the hub again.") from error
 
     streams = load_roco(HUB_CORPORA[data.corpus], streaming=True, data_files=data_files, cache_dir=hub_cache_dir)
     requested = dict(zip(SPLITS, data.sizes))
