@@ -193,7 +193,8 @@ def _require_transformers(what: str) -> None:
     except ImportError as error:
         raise RuntimeError(
             f"Cannot load {what}: its text tower needs the 'transformers' package. "
-            "Install it with: pip install 'medgap-utils[pretrained]'"
+            "Install it with: pip install 'medgap-utils[pretrained]' "
+            "(in a checkout of the book: .venv/bin/pip install -e '.[pretrained]')"
         ) from error
 
 

@@ -71,8 +71,8 @@ def build(profile: str, fresh: bool) -> Path:
     env["PLOTLY_RENDERER"] = "plotly_mimetype"
     env.setdefault("MEDGAP_CACHE", str(ROOT / ".cache" / "medgap"))
     env.setdefault("PYTHONHASHSEED", "0")
-    # Spinning OpenMP threads slow small-model steps several times over when
-    # other processes share the cores (bench/threads.py measures it).
+    # Spinning OpenMP threads slowed a tiny-model step 3.5x at a load average
+    # of 15 on 2 cores, and sleeping ones did not (bench/threads.py).
     env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     # Progress bars in a kernel are ipywidgets, whose saved state would make
     # each page load the widget manager from a CDN; the static book needs none.
