@@ -58,7 +58,7 @@ class Profile:
 
 
 # The cpu sizes aim at about 20 minutes for the whole book on a 2-core x86_64
-# machine and the ci sizes at 8; bench/book_execution.py measured 10.5 and 4.3.
+# machine and the ci sizes at 8. bench/book_execution.py measured 10.5 and 4.3.
 PROFILES: dict[str, Profile] = {
     "ci": Profile(
         name="ci",
