@@ -96,10 +96,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     """Return the exception types that report bad input, a missing file or an unreachable hub."""
-    from medgap_utils.data.hub import HubUnavailableError
     from medgap_utils.training.checkpoints import CheckpointError
 
-    return (ValueError, OSError, CheckpointError, HubUnavailableError)
+    # HubUnavailableError is a ConnectionError, so OSError covers an unreachable hub.
+    return (ValueError, OSError, CheckpointError)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ method and seed from scratch instead. Results are cached under
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import os
@@ -281,7 +282,7 @@ def _captioning(evaluation: Evaluation) -> dict[str, float]:
     test_split = corpus[benchmark.split]
     # Clinical correctness needs all four label columns, so a corpus without them gets the text metrics only.
     labels = test_split if all(field in test_split.column_names for field in CLINICAL_FIELDS) else None
-    # The three captioners of a run train at once, one per core, each on one thread.
+    # A run's three captioners train in up to three processes, one per core, each on one thread.
     workers = max(1, min(3, os.cpu_count() or 1))
     with shared_meteor("auto") as meteor:
         return captioning_row(run, list(corpus["train"]["caption"]), evaluation.captions, test_labels=labels,
@@ -313,6 +314,13 @@ def _posthoc(result: Any, split: str, corpus: Any, prompts: Any = None) -> tuple
     if prompts is not None:
         prompts = F.normalize(prompts - text_mean, dim=1)
     return image_embeddings, text_embeddings, prompts
+
+
+def _method_embeddings(method: str, result: Any, split: str, corpus: Any) -> tuple[Any, Any]:
+    """Return the embeddings of ``split`` that ``method`` evaluates: the run's own, or centered for post-hoc."""
+    if method == POSTHOC_METHOD:
+        return _posthoc(result, split, corpus)[:2]
+    return _split_embeddings(result, split, corpus)
 
 
 def _default_corpus(config: BenchmarkConfig) -> Any:
@@ -348,9 +356,7 @@ def method_embeddings(method: str, benchmark: BenchmarkConfig, seed: int, *, cor
         raise ValueError(f"Invalid method={method!r}: expected one of {', '.join((*LOSS_PRESETS, POSTHOC_METHOD))}.")
     corpus = _default_corpus(benchmark) if corpus is None else corpus
     result = load_or_fit(method_config(method, benchmark, seed), corpus=corpus, progress=False)
-    if method == POSTHOC_METHOD:
-        return _posthoc(result, benchmark.split, corpus)[:2]
-    return _split_embeddings(result, benchmark.split, corpus)
+    return _method_embeddings(method, result, benchmark.split, corpus)
 
 
 @dataclasses.dataclass
@@ -505,14 +511,9 @@ def run_benchmark(config: BenchmarkConfig | None = None, *, corpus: Any = None, 
         if method == POSTHOC_METHOD:
             image_embeddings, text_embeddings, prompt_embeddings = _posthoc(result, config.split, corpus,
                                                                             prompt_embeddings)
-
-            def split_embeddings(name: str, result: Any = result) -> tuple[Any, Any]:
-                return _posthoc(result, name, corpus)[:2]
         else:
             image_embeddings, text_embeddings = _split_embeddings(result, config.split, corpus)
-
-            def split_embeddings(name: str, result: Any = result) -> tuple[Any, Any]:
-                return _split_embeddings(result, name, corpus)
+        split_embeddings = functools.partial(_method_embeddings, method, result, corpus=corpus)
         evaluation = Evaluation(method=method, seed=seed, image_embeddings=image_embeddings,
                                 text_embeddings=text_embeddings, labels=labels, captions=captions,
                                 label=config.label, result=result, classes=classes,

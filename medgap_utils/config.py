@@ -318,7 +318,7 @@ class TrainConfig:
         _check_choice("train.mode", self.mode, TRAINING_MODES)
         _check_positive("train.epochs", self.epochs, integer=True)
         _check_positive("train.batch_size", self.batch_size, integer=True)
-        # numpy and scikit-learn accept seeds from 0 to 2**32 - 1 only.
+        # scikit-learn accepts seeds from 0 to 2**32 - 1 only, and numpy rejects negative ones.
         _check_positive("train.seed", self.seed, integer=True, allow_zero=True)
         if self.batch_size < 2:
             _reject("train.batch_size", self.batch_size, "at least 2 (InfoNCE needs negatives)")

@@ -210,7 +210,7 @@ def test_captioning_flag_sets_extra_metric(monkeypatch):
     import argparse
 
     class Started(Exception):
-        """Stops the command where it would start training, carrying the config it built."""
+        """Signal that stops the command where it would start training, carrying the config it built."""
 
     def start(config, force):
         raise Started(config)

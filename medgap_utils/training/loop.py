@@ -84,6 +84,8 @@ def default_run_dir(config: ExperimentConfig) -> Path:
 
 
 def _load_corpus(config: ExperimentConfig, progress: bool):
+    # NOTE: under torchrun every process loads the corpus, so with an empty cache each one generates the
+    # same phantom corpus and the atomic write keeps one copy; rank 0 alone could generate it behind a barrier.
     from medgap_utils.data import load_corpus
 
     return load_corpus(config.data, progress=progress)
